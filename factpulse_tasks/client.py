@@ -1,0 +1,154 @@
+"""HTTP access to FactPulse: one pooled session, API-key auth, timeouts, a size cap.
+
+Every failure is turned into a :class:`~factpulse_tasks.exceptions.TransportError`
+subclass that says whether asking again can help, or a
+:class:`~factpulse_tasks.exceptions.PayloadError` for a body that is not a JSON
+object. No message ever holds a credential.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import requests
+
+from . import __version__
+from .conf import app_settings
+from .exceptions import (
+    AuthenticationError,
+    EndpointNotFound,
+    PayloadError,
+    PermanentError,
+    TransientError,
+    TransportError,
+)
+from .payloads import decode_json
+
+USER_AGENT = f"factpulse-tasks/{__version__}"
+_CHUNK = 256 * 1024
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Read a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+class FactPulseClient:
+    """A small FactPulse client for the task status endpoints.
+
+    Build it with :meth:`from_settings`; it keeps one ``requests.Session`` so
+    connections are reused. Safe to share between threads for GET requests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_response_bytes: int = 128 * 1024 * 1024,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_response_bytes = max_response_bytes
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    @classmethod
+    def from_settings(cls) -> FactPulseClient:
+        """A client configured from ``settings.FACTPULSE_TASKS``."""
+        return cls(
+            app_settings.BASE_URL,
+            app_settings.API_KEY,
+            connect_timeout=app_settings.CONNECT_TIMEOUT,
+            read_timeout=app_settings.READ_TIMEOUT,
+            max_response_bytes=app_settings.MAX_RESPONSE_BYTES,
+        )
+
+    def __repr__(self) -> str:
+        return f"<FactPulseClient {self.base_url}>"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        """GET ``path`` (relative to the base URL) and return the decoded JSON object."""
+        url = f"{self.base_url}{path}"
+        headers = {"Accept": "application/json", "X-API-Key": self._api_key}
+        try:
+            response = self.session.get(url, headers=headers, timeout=self.timeout, stream=True)
+        except requests.Timeout as exc:
+            raise TransientError(f"FactPulse did not answer in time ({path}).") from exc
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"Could not reach FactPulse ({type(exc).__name__} on {path})."
+            ) from exc
+        with response:
+            self._raise_for_status(response, path)
+            body = self._read_capped(response, path)
+        return decode_json(body)
+
+    def _read_capped(self, response: requests.Response, path: str) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise self._too_large(path, int(declared))
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                body += chunk
+                if len(body) > self.max_response_bytes:
+                    raise self._too_large(path, len(body))
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"The answer from FactPulse was cut off ({type(exc).__name__} on {path})."
+            ) from exc
+        return bytes(body)
+
+    def _too_large(self, path: str, size: int) -> PayloadError:
+        return PayloadError(
+            f"The answer for {path} is larger than MAX_RESPONSE_BYTES "
+            f"({size} > {self.max_response_bytes} bytes); raise "
+            "FACTPULSE_TASKS['MAX_RESPONSE_BYTES'] to accept it.",
+            code="RESPONSE_TOO_LARGE",
+            final=True,
+        )
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response, path: str) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error: type[TransportError]
+        if status >= 500 or status in _TRANSIENT_STATUSES:
+            error, hint = TransientError, "FactPulse is busy or failing; polling will retry."
+        elif status in (401, 403):
+            error = AuthenticationError
+            hint = "check FACTPULSE_TASKS['API_KEY']; tasks stay as they are until it works."
+        elif status == 404:
+            error = EndpointNotFound
+            hint = "check FACTPULSE_TASKS['BASE_URL']."
+        else:
+            error, hint = PermanentError, "FactPulse refused the request."
+        raise error(
+            f"FactPulse answered HTTP {status} for {path}: {hint}",
+            status=status,
+            retry_after=retry_after,
+        )

@@ -1,0 +1,176 @@
+"""Settings of factpulse_tasks, read from ``settings.FACTPULSE_TASKS`` at each access.
+
+Every key but ``BASE_URL`` and the credentials is optional; the defaults are in
+:data:`DEFAULTS`. Properties read the settings on every access, so
+``override_settings`` works in tests and nothing is frozen at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from .exceptions import ConfigurationError
+
+DEFAULTS: dict[str, Any] = {
+    "BASE_URL": "",
+    "API_KEY": "",
+    # Seconds to wait for a connection, and for each read of an answer.
+    "CONNECT_TIMEOUT": 5.0,
+    "READ_TIMEOUT": 30.0,
+    # Largest status answer read, in bytes; a 50 MB PDF is about 67 MB in base64.
+    "MAX_RESPONSE_BYTES": 128 * 1024 * 1024,
+    # Polling schedule: first delay, growth factor per poll, and the cap.
+    "POLL_INTERVAL": 2.0,
+    "POLL_BACKOFF": 1.5,
+    "POLL_MAX_INTERVAL": 60.0,
+    # A task not finished this many seconds after it was tracked ends "expired".
+    "TASK_TIMEOUT": 3600.0,
+    # How many due tasks one cycle claims, and how long the claim holds them.
+    "BATCH_SIZE": 100,
+    "LEASE_SECONDS": 120.0,
+    # Where artifacts are stored: a key of settings.STORAGES and a path prefix.
+    "STORAGE": "default",
+    "UPLOAD_PREFIX": "factpulse_tasks",
+}
+
+
+class Settings:
+    """Typed view of ``settings.FACTPULSE_TASKS``; every property validates its value."""
+
+    def _raw(self) -> dict[str, Any]:
+        value = getattr(settings, "FACTPULSE_TASKS", {})
+        if not isinstance(value, dict):
+            raise ConfigurationError(
+                f"FACTPULSE_TASKS must be a dict, not {type(value).__name__}."
+            )
+        return value
+
+    def _get(self, key: str) -> Any:
+        return self._raw().get(key, DEFAULTS[key])
+
+    def _text(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            raise ConfigurationError(f"FACTPULSE_TASKS['{key}'] must be a string.")
+        return value
+
+    def _number(self, key: str, *, minimum: float, allow_equal: bool = False) -> float:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigurationError(
+                f"FACTPULSE_TASKS['{key}'] must be a number, not {type(value).__name__}."
+            )
+        if value < minimum or (value == minimum and not allow_equal):
+            comparison = "at least" if allow_equal else "greater than"
+            raise ConfigurationError(
+                f"FACTPULSE_TASKS['{key}'] must be {comparison} {minimum}, not {value}."
+            )
+        return float(value)
+
+    def _integer(self, key: str, *, minimum: int) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigurationError(
+                f"FACTPULSE_TASKS['{key}'] must be a whole number of at least {minimum}."
+            )
+        return value
+
+    @property
+    def BASE_URL(self) -> str:
+        value = self._text("BASE_URL").strip().rstrip("/")
+        if not value:
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['BASE_URL'] is not set; give the FactPulse address, "
+                "for example 'https://factpulse.fr'."
+            )
+        if not value.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['BASE_URL'] must start with https:// (or http:// for a "
+                "local server)."
+            )
+        return value
+
+    @property
+    def API_KEY(self) -> str:
+        value = self._text("API_KEY").strip()
+        if not value:
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['API_KEY'] is not set; FactPulse needs it in the "
+                "X-API-Key header."
+            )
+        return value
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        return self._number("CONNECT_TIMEOUT", minimum=0)
+
+    @property
+    def READ_TIMEOUT(self) -> float:
+        return self._number("READ_TIMEOUT", minimum=0)
+
+    @property
+    def MAX_RESPONSE_BYTES(self) -> int:
+        return self._integer("MAX_RESPONSE_BYTES", minimum=1024)
+
+    @property
+    def POLL_INTERVAL(self) -> float:
+        return self._number("POLL_INTERVAL", minimum=0)
+
+    @property
+    def POLL_BACKOFF(self) -> float:
+        return self._number("POLL_BACKOFF", minimum=1, allow_equal=True)
+
+    @property
+    def POLL_MAX_INTERVAL(self) -> float:
+        value = self._number("POLL_MAX_INTERVAL", minimum=0)
+        if value < self.POLL_INTERVAL:
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['POLL_MAX_INTERVAL'] must not be smaller than "
+                "FACTPULSE_TASKS['POLL_INTERVAL']."
+            )
+        return value
+
+    @property
+    def TASK_TIMEOUT(self) -> float:
+        return self._number("TASK_TIMEOUT", minimum=0)
+
+    @property
+    def BATCH_SIZE(self) -> int:
+        return self._integer("BATCH_SIZE", minimum=1)
+
+    @property
+    def LEASE_SECONDS(self) -> float:
+        return self._number("LEASE_SECONDS", minimum=0)
+
+    @property
+    def STORAGE(self) -> str:
+        value = self._text("STORAGE")
+        if not value:
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['STORAGE'] must name a key of settings.STORAGES."
+            )
+        return value
+
+    @property
+    def UPLOAD_PREFIX(self) -> str:
+        value = self._text("UPLOAD_PREFIX").strip("/")
+        if not value or ".." in value.split("/"):
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['UPLOAD_PREFIX'] must be a relative folder name such as "
+                "'factpulse_tasks'."
+            )
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        """Keys of ``FACTPULSE_TASKS`` that the app does not know (likely typos)."""
+        return sorted(set(self._raw()) - set(DEFAULTS))
+
+    def validate(self) -> None:
+        """Read every property once; raise :class:`ConfigurationError` on the first bad value."""
+        for key in DEFAULTS:
+            getattr(self, key)
+
+
+app_settings = Settings()

@@ -1,0 +1,88 @@
+"""The exception family of factpulse_tasks.
+
+Every error the app raises on purpose derives from :class:`FactPulseError`, so a
+host can catch them all at once. None of them ever carries a credential.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
+
+
+class FactPulseError(Exception):
+    """Root of every error raised by factpulse_tasks."""
+
+
+class ConfigurationError(FactPulseError, ImproperlyConfigured):
+    """A ``FACTPULSE_TASKS`` setting is missing or has a value the app cannot use."""
+
+
+class InvalidTaskId(FactPulseError, ValueError):
+    """A task id is empty, too long, or holds characters a FactPulse id never has."""
+
+
+class TaskKindMismatch(FactPulseError, ValueError):
+    """The task id is already tracked with another kind."""
+
+
+class UnknownKind(FactPulseError, ValueError):
+    """The kind is not one the app knows."""
+
+
+class PayloadError(FactPulseError):
+    """A status answer from FactPulse could not be understood.
+
+    ``code`` is a stable, upper-case identifier stored on the task. ``final``
+    tells whether the answer can never get better: a Celery ``SUCCESS`` whose
+    result breaks the schema is final (Celery results do not change), a body
+    that is not JSON at all may be a passing proxy fault and is not.
+    """
+
+    def __init__(self, message: str, *, code: str, final: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.final = final
+
+
+class TransportError(FactPulseError):
+    """A request to FactPulse did not give a usable answer.
+
+    ``retryable`` says whether asking again later can help; ``status`` is the
+    HTTP status when there was one; ``retry_after`` is the delay in seconds that
+    FactPulse asked for, if any.
+    """
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientError(TransportError):
+    """Timeouts, connection errors, 5xx and 429: asking again later can help."""
+
+
+class AuthenticationError(TransportError):
+    """FactPulse refused the credentials (401/403).
+
+    Tasks are not failed for this: the credentials must be fixed, then polling
+    resumes where it stopped.
+    """
+
+
+class EndpointNotFound(TransportError):
+    """FactPulse answered 404 for a status endpoint: ``BASE_URL`` is most likely wrong."""
+
+
+class PermanentError(TransportError):
+    """FactPulse refused the request for good (4xx other than 401/403/404/408/429)."""
+
+    retryable = False
+
+
+class WebhookVerificationError(FactPulseError, SuspiciousOperation):
+    """A webhook request did not carry a valid signature."""

@@ -1,0 +1,215 @@
+"""The rows factpulse_tasks keeps: one per FactPulse task, and its files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django
+from django.core.files.storage import Storage, storages
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
+from .names import TASK_ID_MAX_LENGTH, safe_filename
+from .querysets import FINISHED_STATES, UNFINISHED_STATES, FactPulseTaskQuerySet
+
+# CheckConstraint's argument was renamed in Django 5.1 and the old name removed in 6.0.
+CHECK_ARGUMENT = "condition" if django.VERSION >= (5, 1) else "check"
+
+
+def artifact_storage() -> Storage:
+    """The storage named by ``FACTPULSE_TASKS['STORAGE']``, looked up at call time."""
+    return storages[app_settings.STORAGE]
+
+
+def artifact_upload_to(instance: Artifact, filename: str) -> str:
+    """``<prefix>/<kind>/<task id>/<role>-<safe name>``, whatever the API called the file."""
+    task = instance.task
+    return (
+        f"{app_settings.UPLOAD_PREFIX}/{task.kind}/{task.task_id}/"
+        f"{instance.role}-{safe_filename(filename)}"
+    )
+
+
+class FactPulseTask(models.Model):
+    """A FactPulse asynchronous task followed until it has a final outcome."""
+
+    class Kind(models.TextChoices):
+        GENERATION = "generation", _("Invoice generation")
+        SIGNATURE = "signature", _("PDF signature")
+        VALIDATION = "validation", _("Factur-X validation")
+        STATUS = "status", _("Untyped task")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
+
+    task_id = models.CharField(
+        _("task id"),
+        max_length=TASK_ID_MAX_LENGTH,
+        unique=True,
+        help_text=_("The id FactPulse returned when the task was submitted."),
+    )
+    kind = models.CharField(
+        _("kind"),
+        max_length=32,
+        choices=Kind.choices,
+        help_text=_("Which status endpoint is polled for this task."),
+    )
+    state = models.CharField(
+        _("state"),
+        max_length=16,
+        choices=State.choices,
+        default=State.PENDING,
+        help_text=_("Where the task stands in this application."),
+    )
+    reference = models.CharField(
+        _("reference"),
+        max_length=255,
+        blank=True,
+        help_text=_("Free text from the host project, such as an invoice number."),
+    )
+    metadata = models.JSONField(
+        _("metadata"),
+        default=dict,
+        blank=True,
+        help_text=_("Free JSON data from the host project."),
+    )
+    remote_status = models.CharField(
+        _("remote status"),
+        max_length=32,
+        blank=True,
+        help_text=_("The Celery state FactPulse last reported (PENDING, STARTED, SUCCESS…)."),
+    )
+    result = models.JSONField(
+        _("result"),
+        null=True,
+        blank=True,
+        help_text=_("The decoded result, without the file contents (see the artifacts)."),
+    )
+    error_code = models.CharField(
+        _("error code"),
+        max_length=100,
+        blank=True,
+        help_text=_("AFNOR error code, or the app's own code when the task could not finish."),
+    )
+    error_message = models.TextField(_("error message"), blank=True)
+    error_details = models.JSONField(
+        _("error details"),
+        default=list,
+        blank=True,
+        help_text=_("AFNOR details: a list of {level, item, reason, source, code}."),
+    )
+    last_error = models.TextField(
+        _("last polling error"),
+        blank=True,
+        help_text=_("The last problem met while polling; cleared by the next good answer."),
+    )
+    error_count = models.PositiveIntegerField(
+        _("consecutive polling errors"),
+        default=0,
+        help_text=_("Polls in a row that got no usable answer."),
+    )
+    poll_count = models.PositiveIntegerField(
+        _("poll count"), default=0, help_text=_("Status requests made for this task.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
+    next_poll_at = models.DateTimeField(
+        _("next poll at"),
+        null=True,
+        blank=True,
+        help_text=_("When the task is next due; pushed forward while a worker holds it."),
+    )
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = FactPulseTaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("FactPulse task")
+        verbose_name_plural = _("FactPulse tasks")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["state", "next_poll_at"],
+                name="factpulse_task_due_idx",
+                condition=Q(state__in=UNFINISHED_STATES),
+            ),
+            models.Index(fields=["created_at"], name="factpulse_task_created_idx"),
+            models.Index(fields=["reference"], name="factpulse_task_reference_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="factpulse_task_state_valid",
+                **{CHECK_ARGUMENT: Q(state__in=UNFINISHED_STATES + FINISHED_STATES)},
+            ),
+            models.CheckConstraint(
+                name="factpulse_task_finished_at_iff_final",
+                **{
+                    CHECK_ARGUMENT: Q(state__in=FINISHED_STATES, finished_at__isnull=False)
+                    | Q(state__in=UNFINISHED_STATES, finished_at__isnull=True)
+                },
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.task_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+class Artifact(models.Model):
+    """A file FactPulse returned for a task, kept in the configured storage."""
+
+    class Role(models.TextChoices):
+        DOCUMENT = "document", _("Document")
+        XML = "xml", _("XML")
+
+    task = models.ForeignKey(
+        FactPulseTask,
+        on_delete=models.CASCADE,
+        related_name="artifacts",
+        verbose_name=_("task"),
+    )
+    role = models.CharField(
+        _("role"),
+        max_length=16,
+        choices=Role.choices,
+        help_text=_("document: content_b64 (PDF or XML); xml: xml_content."),
+    )
+    file = models.FileField(
+        _("file"), storage=artifact_storage, upload_to=artifact_upload_to, max_length=255
+    )
+    filename = models.CharField(
+        _("file name"), max_length=255, help_text=_("Name FactPulse gave, made safe.")
+    )
+    content_type = models.CharField(_("content type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size"), help_text=_("In bytes."))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("artifact")
+        verbose_name_plural = _("artifacts")
+        ordering = ["task", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "role"], name="factpulse_artifact_task_role")
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        name = self.file.name
+        storage = self.file.storage
+        deleted = super().delete(*args, **kwargs)
+        if name:
+            storage.delete(name)
+        return deleted

@@ -1,0 +1,58 @@
+"""Checks on the names that come from outside: task ids and file names.
+
+A task id ends up in a URL path and a file name in a storage path, so both are
+held to a short list of characters before they are used.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .exceptions import InvalidTaskId
+
+TASK_ID_MAX_LENGTH = 64
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+FILENAME_MAX_LENGTH = 100
+
+
+def validate_task_id(task_id: object) -> str:
+    """Return ``task_id`` if it looks like a FactPulse (Celery, UUID-like) id.
+
+    Raises :class:`~factpulse_tasks.exceptions.InvalidTaskId` for anything else:
+    an empty value, more than 64 characters, or characters other than ASCII
+    letters, digits, ``-`` and ``_``.
+    """
+    if not isinstance(task_id, str):
+        raise InvalidTaskId(f"A task id must be a string, not {type(task_id).__name__}.")
+    if not task_id:
+        raise InvalidTaskId("The task id is empty.")
+    if len(task_id) > TASK_ID_MAX_LENGTH:
+        raise InvalidTaskId(
+            f"The task id is {len(task_id)} characters long; FactPulse ids have at most "
+            f"{TASK_ID_MAX_LENGTH}."
+        )
+    if not _TASK_ID.fullmatch(task_id):
+        raise InvalidTaskId(
+            f"The task id {task_id[:TASK_ID_MAX_LENGTH]!r} holds characters a FactPulse id "
+            "never has; expected letters, digits, '-' and '_' only, like a UUID."
+        )
+    return task_id
+
+
+def safe_filename(name: object, default: str = "document") -> str:
+    """Reduce an untrusted file name to a plain, short base name.
+
+    Folders, ``..``, control and non-ASCII characters are dropped, so the result
+    can be joined to a storage path without leaving it.
+    """
+    text = name if isinstance(name, str) else ""
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = _UNSAFE.sub("_", text).strip("._")
+    if len(text) > FILENAME_MAX_LENGTH:
+        stem, dot, ext = text.rpartition(".")
+        keep = FILENAME_MAX_LENGTH - len(ext) - 1 if dot and len(ext) <= 10 else FILENAME_MAX_LENGTH
+        text = f"{stem[:keep]}.{ext}" if dot and len(ext) <= 10 else text[:keep]
+    return text or default

@@ -1,0 +1,202 @@
+"""Pure parsing of FactPulse task status answers into typed updates.
+
+Nothing here touches Django, the database or the network: a status answer goes
+in (bytes or an already decoded JSON object), a :data:`StatusUpdate` comes out,
+or :class:`~factpulse_tasks.exceptions.PayloadError` is raised. Both spellings
+of field names (``content_b64`` and ``contentB64``) are accepted and stored under
+the spelling of the reference schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exceptions import PayloadError
+
+WAITING_STATES = frozenset({"PENDING", "STARTED", "RETRY"})
+RUNNING_STATES = frozenset({"STARTED", "RETRY"})
+
+MALFORMED = "MALFORMED_RESPONSE"
+INVALID_RESULT = "INVALID_RESULT"
+
+# Names of the fields we read, spelled as in the reference schemas.
+ENVELOPE_FIELDS = ("taskId", "status", "result")
+ERROR_FIELDS = ("status", "errorCode", "errorMessage", "details", "traceback")
+ERROR_DETAIL_FIELDS = ("level", "item", "reason", "source", "code")
+
+
+@dataclass(frozen=True)
+class File:
+    """A file carried by a result: ``role`` is ``document`` or ``xml``."""
+
+    role: str
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The remote task is not finished; ``remote_status`` is its Celery state."""
+
+    remote_status: str
+
+    @property
+    def running(self) -> bool:
+        return self.remote_status in RUNNING_STATES
+
+
+@dataclass(frozen=True)
+class Success:
+    """The remote task succeeded. ``result`` is JSON-ready and holds no file content."""
+
+    remote_status: str
+    result: dict[str, Any]
+    files: tuple[File, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The remote task failed, at the Celery level or at the business level."""
+
+    remote_status: str
+    code: str
+    message: str
+    details: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+
+
+StatusUpdate = Waiting | Success | Failure
+ResultParser = Callable[[dict[str, Any]], Success]
+
+
+def _fold(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def canonical(obj: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """Return ``obj`` with keys respelled as in ``names`` (``contentB64`` → ``content_b64``).
+
+    Keys that fold to no known name are kept as they are. When both spellings
+    are present, the one already spelled as in ``names`` wins.
+    """
+    spelling = {_fold(name): name for name in names}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        target = spelling.get(_fold(key), key) if isinstance(key, str) else str(key)
+        if target in out and key != target:
+            continue
+        out[target] = value
+    return out
+
+
+def decode_json(raw: bytes) -> dict[str, Any]:
+    """Decode a status answer body; it must be a JSON object."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        preview = raw[:60].decode("utf-8", "replace")
+        raise PayloadError(
+            f"FactPulse answered with a body that is not JSON (starts with {preview!r}).",
+            code=MALFORMED,
+            final=False,
+        ) from exc
+    if not isinstance(value, dict):
+        raise PayloadError(
+            f"FactPulse answered with JSON {type(value).__name__}, expected an object.",
+            code=MALFORMED,
+            final=False,
+        )
+    return value
+
+
+def parse_status(body: Mapping[str, Any], parse_result: ResultParser) -> StatusUpdate:
+    """Turn a decoded status answer into a :data:`StatusUpdate`.
+
+    ``parse_result`` reads the business result of a Celery ``SUCCESS`` whose
+    ``result.status`` is ``SUCCESS``; business errors are read here, the same
+    way for every kind. Raises :class:`PayloadError`.
+    """
+    envelope = canonical(body, ENVELOPE_FIELDS)
+    status = envelope.get("status")
+    if not isinstance(status, str) or not status:
+        raise PayloadError(
+            "The status answer has no 'status' string.", code=MALFORMED, final=False
+        )
+    status = status.upper()
+    result = envelope.get("result")
+    if status == "SUCCESS":
+        if not isinstance(result, dict):
+            raise PayloadError(
+                "Celery reported SUCCESS but 'result' is not an object.",
+                code=INVALID_RESULT,
+                final=True,
+            )
+        return _parse_business_result(result, parse_result)
+    if status == "FAILURE":
+        return _parse_celery_failure(result)
+    if status == "REVOKED":
+        return Failure(status, "TASK_REVOKED", "The task was revoked on the FactPulse side.")
+    # PENDING, STARTED, RETRY, and any state Celery may add later: keep waiting.
+    return Waiting(status)
+
+
+def _parse_business_result(result: dict[str, Any], parse_result: ResultParser) -> StatusUpdate:
+    business = result.get("status", "SUCCESS")
+    if business == "ERROR":
+        return business_error(result)
+    if business != "SUCCESS":
+        raise PayloadError(
+            f"Unknown business status {business!r} in the result.",
+            code=INVALID_RESULT,
+            final=True,
+        )
+    return parse_result(result)
+
+
+def business_error(result: Mapping[str, Any], remote_status: str = "SUCCESS") -> Failure:
+    """Read an AFNOR error result (``errorCode``, ``errorMessage``, ``details``)."""
+    error = canonical(result, ERROR_FIELDS)
+    code = error.get("errorCode")
+    message = error.get("errorMessage")
+    stored = {k: v for k, v in error.items() if k != "traceback"}
+    return Failure(
+        remote_status,
+        code=str(code) if code not in (None, "") else "UNKNOWN_ERROR",
+        message=str(message) if message is not None else "",
+        details=error_details(error.get("details")),
+        result=stored,
+    )
+
+
+def _parse_celery_failure(result: Any) -> Failure:
+    fallback = "FactPulse reported a system failure (Celery FAILURE)."
+    if not isinstance(result, dict):
+        text = str(result) if result not in (None, "") else ""
+        return Failure("FAILURE", "TASK_FAILURE", text or fallback)
+    failure = business_error(result, "FAILURE")
+    return Failure(
+        "FAILURE",
+        "TASK_FAILURE" if failure.code == "UNKNOWN_ERROR" else failure.code,
+        failure.message or fallback,
+        failure.details,
+        failure.result,
+    )
+
+
+def error_details(value: Any) -> list[dict[str, Any]]:
+    """Normalise an AFNOR ``details`` list; entries that are not objects are kept as text."""
+    if not isinstance(value, list):
+        return []
+    details = []
+    for entry in value:
+        if isinstance(entry, dict):
+            item = canonical(entry, ERROR_DETAIL_FIELDS)
+            details.append({name: item.get(name) for name in ERROR_DETAIL_FIELDS})
+        else:
+            details.append({"level": None, "item": None, "reason": str(entry),
+                            "source": None, "code": None})
+    return details

@@ -1,0 +1,73 @@
+"""Query logic for FactPulse tasks: which are due, unfinished, and how to track one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from .exceptions import TaskKindMismatch
+from .kinds import get_kind
+from .names import validate_task_id
+
+if TYPE_CHECKING:
+    from .models import FactPulseTask
+
+UNFINISHED_STATES = ("pending", "running")
+FINISHED_STATES = ("succeeded", "failed", "expired")
+
+
+class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
+    def unfinished(self) -> FactPulseTaskQuerySet:
+        """Tasks still followed: pending or running."""
+        return self.filter(state__in=UNFINISHED_STATES)
+
+    def finished(self) -> FactPulseTaskQuerySet:
+        """Tasks in a final state: succeeded, failed or expired."""
+        return self.filter(state__in=FINISHED_STATES)
+
+    def due(self, now: datetime | None = None) -> FactPulseTaskQuerySet:
+        """Unfinished tasks whose next poll time has come."""
+        return self.unfinished().filter(next_poll_at__lte=now or timezone.now())
+
+    def track(
+        self,
+        task_id: str,
+        kind: str,
+        *,
+        reference: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> FactPulseTask:
+        """Start following FactPulse task ``task_id`` of ``kind``; return its row.
+
+        Idempotent: the same id again returns the existing row unchanged.
+        Raises :class:`~factpulse_tasks.exceptions.InvalidTaskId` for an id that
+        is not UUID-like, :class:`~factpulse_tasks.exceptions.UnknownKind` for an
+        unknown kind, and :class:`~factpulse_tasks.exceptions.TaskKindMismatch`
+        when the id is already tracked with another kind.
+        """
+        validate_task_id(task_id)
+        get_kind(kind)
+        if not isinstance(reference, str):
+            raise TypeError("reference must be a string.")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError("metadata must be a dict of JSON values, or None.")
+        defaults = {
+            "kind": kind,
+            "reference": reference,
+            "metadata": metadata or {},
+            "next_poll_at": timezone.now(),
+        }
+        try:
+            with transaction.atomic():
+                task, _ = self.get_or_create(task_id=task_id, defaults=defaults)
+        except IntegrityError:
+            # Another process tracked the same id between our read and our insert.
+            task = self.get(task_id=task_id)
+        if task.kind != kind:
+            raise TaskKindMismatch(
+                f"Task {task_id} is already tracked as a {task.kind} task, not {kind}."
+            )
+        return task

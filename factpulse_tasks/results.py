@@ -1,0 +1,154 @@
+"""Readers of the business result of each kind of task, and of the files it carries.
+
+Pure code like :mod:`factpulse_tasks.payloads`: a result object goes in, a
+:class:`~factpulse_tasks.payloads.Success` comes out, or
+:class:`~factpulse_tasks.exceptions.PayloadError` is raised with the code
+``INVALID_RESULT`` when the result does not match its schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import PayloadError
+from .payloads import INVALID_RESULT, File, Success, canonical
+
+GENERATION_FIELDS = ("status", "content_b64", "xml_content", "filename")
+SIGNATURE_FIELDS = (
+    "status", "content_b64", "filename", "size_bytes", "is_signed", "signature_count",
+    "signer_cn", "signing_date", "validation_details",
+)
+VALIDATION_FIELDS = ("status", "validation_result")
+VALIDATION_RESULT_FIELDS = (
+    "isCompliant", "xmlPresent", "xmlCompliant", "detectedProfile", "xmlErrors",
+    "pdfaCompliant", "pdfaVersion", "pdfaValidationMethod", "validatedRules", "failedRules",
+    "pdfaErrors", "pdfaWarnings", "xmpPresent", "xmpFacturxCompliant", "xmpProfile",
+    "xmpVersion", "xmpErrors", "xmpMetadata", "isSigned", "signatureCount", "signatures",
+    "signatureErrors", "summaryMessage",
+)
+SIGNATURE_INFO_FIELDS = ("fieldName", "signer", "signingDate", "reason", "location", "isValid")
+UNTYPED_FIELDS = ("status", "content_b64", "xml_content", "filename", "errorCode", "errorMessage")
+
+
+def _invalid(message: str) -> PayloadError:
+    return PayloadError(message, code=INVALID_RESULT, final=True)
+
+
+def _check(result: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *,
+           required: bool = True, nullable: bool = False) -> Any:
+    if name not in result:
+        if required:
+            raise _invalid(f"The result has no '{name}' field.")
+        return None
+    value = result[name]
+    if value is None and nullable:
+        return None
+    # bool is an int in Python; the schema keeps them apart.
+    wrong_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
+                                                          else (kind,))
+    if not isinstance(value, kind) or wrong_bool:
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise _invalid(
+            f"The result field '{name}' should be {expected}, not {type(value).__name__}."
+        )
+    return value
+
+
+def decode_base64(value: str, name: str) -> bytes:
+    """Decode strict base64 (line breaks allowed); raise :class:`PayloadError` otherwise."""
+    compact = "".join(value.split())
+    try:
+        return base64.b64decode(compact.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise _invalid(f"The result field '{name}' is not valid base64.") from exc
+
+
+def sniff_content_type(content: bytes) -> str:
+    """Guess the media type of a FactPulse file from its first bytes."""
+    head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith(b"<"):
+        return "application/xml"
+    return "application/octet-stream"
+
+
+def _without(result: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k not in names}
+
+
+def _document(result: Mapping[str, Any], filename: str) -> File | None:
+    encoded = result.get("content_b64")
+    if encoded is None:
+        return None
+    content = decode_base64(encoded, "content_b64")
+    return File("document", filename, content, sniff_content_type(content))
+
+
+def _xml(result: Mapping[str, Any], filename: str) -> File | None:
+    text = result.get("xml_content")
+    if text is None:
+        return None
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return File("xml", f"{stem or 'invoice'}.xml", text.encode("utf-8"), "application/xml")
+
+
+def parse_generation(raw: dict[str, Any]) -> Success:
+    """``GenerationSuccessResult``: ``content_b64`` (PDF or XML) and ``xml_content``."""
+    result = canonical(raw, GENERATION_FIELDS)
+    filename = _check(result, "filename", str)
+    _check(result, "content_b64", str, required=False, nullable=True)
+    _check(result, "xml_content", str, required=False, nullable=True)
+    files = tuple(f for f in (_document(result, filename), _xml(result, filename)) if f)
+    return Success("SUCCESS", _without(result, "content_b64", "xml_content"), files)
+
+
+def parse_signature(raw: dict[str, Any]) -> Success:
+    """``SignatureSuccessResult``: the signed PDF in ``content_b64`` and signer details."""
+    result = canonical(raw, SIGNATURE_FIELDS)
+    _check(result, "content_b64", str)
+    filename = _check(result, "filename", str)
+    _check(result, "size_bytes", int)
+    _check(result, "is_signed", bool)
+    _check(result, "signature_count", int)
+    _check(result, "signer_cn", str)
+    _check(result, "signing_date", str)
+    _check(result, "validation_details", dict)
+    document = _document(result, filename)
+    assert document is not None
+    return Success("SUCCESS", _without(result, "content_b64"), (document,))
+
+
+def parse_validation(raw: dict[str, Any]) -> Success:
+    """``ValidationSuccessTaskResult``: the verdict is the product, there is no file.
+
+    A PDF found non-compliant is still a successful validation: the verdict
+    (``isCompliant`` and the error lists) is in the result.
+    """
+    result = canonical(raw, VALIDATION_FIELDS)
+    verdict = canonical(_check(result, "validation_result", dict), VALIDATION_RESULT_FIELDS)
+    for name in ("isCompliant", "isSigned", "pdfaCompliant", "xmlCompliant", "xmlPresent",
+                 "xmpFacturxCompliant", "xmpPresent"):
+        _check(verdict, name, bool)
+    _check(verdict, "summaryMessage", str)
+    for name in ("xmlErrors", "pdfaErrors", "pdfaWarnings", "xmpErrors", "signatureErrors"):
+        _check(verdict, name, list, required=False)
+    signatures = _check(verdict, "signatures", list, required=False)
+    if signatures is not None:
+        verdict["signatures"] = [
+            canonical(s, SIGNATURE_INFO_FIELDS) if isinstance(s, dict) else s for s in signatures
+        ]
+    return Success("SUCCESS", {**result, "validation_result": verdict})
+
+
+def parse_untyped(raw: dict[str, Any]) -> Success:
+    """The untyped ``/status`` result: any object, with ``content_b64`` when there is a file."""
+    result = canonical(raw, UNTYPED_FIELDS)
+    filename = _check(result, "filename", str, required=False, nullable=True) or "document"
+    _check(result, "content_b64", str, required=False, nullable=True)
+    _check(result, "xml_content", str, required=False, nullable=True)
+    files = tuple(f for f in (_document(result, filename), _xml(result, filename)) if f)
+    return Success("SUCCESS", _without(result, "content_b64", "xml_content"), files)
