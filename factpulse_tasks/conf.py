@@ -116,7 +116,8 @@ class Settings:
 
     @property
     def POLL_INTERVAL(self) -> float:
-        return self._number("POLL_INTERVAL", minimum=0)
+        # 0 means "at the next cycle"; handy in tests, wasteful in production.
+        return self._number("POLL_INTERVAL", minimum=0, allow_equal=True)
 
     @property
     def POLL_BACKOFF(self) -> float:
@@ -124,8 +125,12 @@ class Settings:
 
     @property
     def POLL_MAX_INTERVAL(self) -> float:
-        value = self._number("POLL_MAX_INTERVAL", minimum=0)
-        if value < self.POLL_INTERVAL:
+        value = self._number("POLL_MAX_INTERVAL", minimum=0, allow_equal=True)
+        try:
+            first = self.POLL_INTERVAL
+        except ConfigurationError:
+            return value  # reported under its own key
+        if value < first:
             raise ConfigurationError(
                 "FACTPULSE_TASKS['POLL_MAX_INTERVAL'] must not be smaller than "
                 "FACTPULSE_TASKS['POLL_INTERVAL']."

@@ -6,8 +6,10 @@ from typing import Any
 
 import django
 from django.core.files.storage import Storage, storages
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
@@ -206,10 +208,11 @@ class Artifact(models.Model):
     def __str__(self) -> str:
         return self.filename
 
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        name = self.file.name
-        storage = self.file.storage
-        deleted = super().delete(*args, **kwargs)
-        if name:
-            storage.delete(name)
-        return deleted
+
+@receiver(post_delete, sender=Artifact, dispatch_uid="factpulse_tasks_delete_artifact_file")
+def delete_artifact_file(sender: type[Artifact], instance: Artifact, **kwargs: Any) -> None:
+    """Remove the stored file once the deletion of its row is committed (cascades too)."""
+    name = instance.file.name
+    if name:
+        storage = instance.file.storage
+        transaction.on_commit(lambda: storage.delete(name))

@@ -38,6 +38,9 @@ logger = logging.getLogger("factpulse_tasks")
 
 State = FactPulseTask.State
 
+# A Retry-After longer than this is read as a mistake rather than obeyed.
+MAX_RETRY_AFTER = 3600.0
+
 
 @dataclass
 class CycleReport:
@@ -191,7 +194,7 @@ def record_error(task: FactPulseTask, error: Exception, *, may_expire: bool = Tr
     delay = next_interval(task.error_count)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
-        delay = max(delay, min(float(retry_after), app_settings.POLL_MAX_INTERVAL * 10))
+        delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
     _update_unfinished(
         task,
         last_polled_at=now,

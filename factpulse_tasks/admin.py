@@ -1,0 +1,130 @@
+"""Django admin for FactPulse tasks: read-only, with the AFNOR error and the files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from .models import Artifact, FactPulseTask
+
+
+def artifact_download_url(artifact: Artifact) -> str:
+    return reverse(
+        "admin:factpulse_tasks_factpulsetask_artifact_download",
+        args=[artifact.task_id, artifact.pk],
+    )
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    extra = 0
+    can_delete = False
+    fields = ("role", "download", "content_type", "size", "sha256", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("file"))
+    def download(self, artifact: Artifact) -> SafeString:
+        return format_html('<a href="{}">{}</a>', artifact_download_url(artifact), artifact)
+
+
+@admin.register(FactPulseTask)
+class FactPulseTaskAdmin(admin.ModelAdmin):
+    list_display = (
+        "task_id", "kind", "state", "reference", "remote_status", "poll_count",
+        "created_at", "finished_at",
+    )
+    list_filter = ("kind", "state")
+    search_fields = ("task_id", "reference")
+    ordering = ("-created_at",)
+    inlines = [ArtifactInline]
+    fieldsets = (
+        (None, {"fields": ("task_id", "kind", "state", "reference", "metadata_display")}),
+        (_("FactPulse"), {"fields": ("remote_status", "result_display")}),
+        (_("Error"), {"fields": ("error_code", "error_message", "error_details_display")}),
+        (
+            _("Polling"),
+            {"fields": ("poll_count", "last_error", "error_count", "created_at",
+                        "last_polled_at", "next_poll_at", "finished_at")},
+        ),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [name for _, options in self.fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("result"))
+    def result_display(self, task: FactPulseTask) -> SafeString:
+        return _json_block(task.result)
+
+    @admin.display(description=_("metadata"))
+    def metadata_display(self, task: FactPulseTask) -> SafeString:
+        return _json_block(task.metadata)
+
+    @admin.display(description=_("error details"))
+    def error_details_display(self, task: FactPulseTask) -> SafeString:
+        rows = [d for d in task.error_details or [] if isinstance(d, dict)]
+        if not rows:
+            return format_html("{}", "-")
+        columns = ("level", "item", "reason", "source", "code")
+        head = format_html_join("", "<th>{}</th>", ((c,) for c in columns))
+        body = format_html_join(
+            "",
+            "<tr>{}</tr>",
+            ((format_html_join("", "<td>{}</td>", ((row.get(c) or "",) for c in columns)),)
+             for row in rows),
+        )
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
+                           head, body)
+
+    def get_urls(self) -> list[URLPattern]:
+        download = path(
+            "<path:object_id>/artifacts/<int:artifact_id>/download/",
+            self.admin_site.admin_view(self.download_artifact),
+            name="factpulse_tasks_factpulsetask_artifact_download",
+        )
+        return [download, *super().get_urls()]
+
+    def download_artifact(
+        self, request: HttpRequest, object_id: str, artifact_id: int
+    ) -> HttpResponse:
+        """Serve an artifact to a user allowed to view its task, as an attachment."""
+        artifact = get_object_or_404(
+            Artifact.objects.select_related("task"), pk=artifact_id, task_id=object_id
+        )
+        if not self.has_view_permission(request, artifact.task):
+            raise PermissionDenied
+        response = FileResponse(
+            artifact.file.open("rb"),
+            as_attachment=True,
+            filename=artifact.filename,
+            content_type=artifact.content_type,
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def _json_block(value: Any) -> SafeString:
+    if value in (None, {}, []):
+        return format_html("{}", "-")
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)

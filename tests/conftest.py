@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from factpulse_tasks import signals
+from factpulse_tasks.models import FactPulseTask
+from factpulse_tasks.polling import CycleReport, poll_due
+from factpulse_tasks.testing import FakeFactPulse
+
+API_KEY = "fp-test-key-3b9d0c7e"
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeFactPulse]:
+    with FakeFactPulse(api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server: FakeFactPulse, settings: Any, tmp_path: Any) -> FakeFactPulse:
+    """The fake FactPulse, with the app configured to poll it at once, every cycle."""
+    settings.FACTPULSE_TASKS = {
+        "BASE_URL": fake_server.base_url,
+        "API_KEY": API_KEY,
+        "POLL_INTERVAL": 0,
+        "POLL_MAX_INTERVAL": 0,
+        "READ_TIMEOUT": 2,
+        "CONNECT_TIMEOUT": 2,
+    }
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return fake_server
+
+
+@pytest.fixture
+def task_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class SignalLog:
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def names_for(self, task_id: str) -> list[str]:
+        return sorted(name for name, tid, _ in self.calls if tid == task_id)
+
+
+@pytest.fixture
+def signal_log() -> Iterator[SignalLog]:
+    log = SignalLog()
+    receivers = []
+    for name in ("task_finished", "generation_finished", "signature_finished",
+                 "validation_finished"):
+        def receiver(sender: Any, task: FactPulseTask, _name: str = name, **kwargs: Any) -> None:
+            log.calls.append((_name, task.task_id, task.state))
+
+        getattr(signals, name).connect(receiver, weak=False)
+        receivers.append((name, receiver))
+    yield log
+    for name, receiver in receivers:
+        getattr(signals, name).disconnect(receiver)
+
+
+def drive(max_cycles: int = 20) -> list[CycleReport]:
+    """Run polling cycles until no task is unfinished (or give up after ``max_cycles``)."""
+    reports = []
+    for _ in range(max_cycles):
+        reports.append(poll_due())
+        if not FactPulseTask.objects.unfinished().exists():
+            break
+    return reports
