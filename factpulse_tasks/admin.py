@@ -37,6 +37,10 @@ class ArtifactInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Whoever may see a task may see its files; no separate artifact permission.
+        return request.user.has_perm("factpulse_tasks.view_factpulsetask")
+
     @admin.display(description=_("file"))
     def download(self, artifact: Artifact) -> SafeString:
         return format_html('<a href="{}">{}</a>', artifact_download_url(artifact), artifact)
