@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from factpulse_tasks.models import Artifact, FactPulseTask
-from factpulse_tasks.polling import apply, claim_due, poll_due
 from factpulse_tasks.payloads import Failure, Success, Waiting
+from factpulse_tasks.polling import apply, claim_due, poll_due
 from factpulse_tasks.testing import FakeFactPulse, answers
 from tests.conftest import API_KEY, SignalLog, drive
 

@@ -1,0 +1,36 @@
+# One entry point: `make demo` runs the demo, `make test` runs the test suite.
+# Both create .venv with Python 3.12+ (Django 6 needs it) and install what they need.
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(shell sh scripts/find-python)
+
+.PHONY: demo test test-sqlite test-postgres lint services clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "No Python 3.12+ found; set PYTHON=/path/to/python3.13" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python manage.py migrate --noinput --verbosity 0
+	$(BIN)/python manage.py factpulse_demo
+
+services:
+	sh scripts/start-services
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check factpulse_tasks tests example_project
+
+test-sqlite: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+test-postgres: $(BIN)/.installed services
+	FACTPULSE_TEST_DATABASE=postgres $(BIN)/python -m pytest
+
+test: lint test-sqlite test-postgres
+
+clean:
+	rm -rf $(VENV) db.sqlite3 demo-media
