@@ -10,6 +10,8 @@ the spelling of the reference schema.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,10 +96,15 @@ def canonical(obj: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:
-    """Decode a status answer body; it must be a JSON object."""
+    """Decode a status answer body; it must be a JSON object.
+
+    ``NaN`` and infinite numbers are refused (they are not JSON and no database
+    stores them); NUL characters and lone surrogates in strings are replaced by
+    U+FFFD so that the text can be stored anywhere.
+    """
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         preview = raw[:60].decode("utf-8", "replace")
         raise PayloadError(
             f"FactPulse answered with a body that is not JSON (starts with {preview!r}).",
@@ -110,6 +117,34 @@ def decode_json(raw: bytes) -> dict[str, Any]:
             code=MALFORMED,
             final=False,
         )
+    if b"\\u0000" in raw or _ESCAPED_SURROGATE.search(raw):
+        value = scrub(value)
+    return value
+
+
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text[:20]} is too large")
+    return number
+
+
+def scrub(value: Any) -> Any:
+    """Replace NUL characters and lone surrogates in every string of ``value``."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key): scrub(item) for key, item in value.items()}
     return value
 
 

@@ -79,7 +79,7 @@ def poll_due(
         client = client or FactPulseClient.from_settings()
         try:
             for task in tasks:
-                outcome = poll_task(task, client)
+                outcome = _poll_safely(task, client)
                 report.polled += 1
                 setattr(report, outcome, getattr(report, outcome) + 1)
                 if outcome == "refused":
@@ -112,6 +112,19 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
                 next_poll_at=lease_until
             )
     return tasks
+
+
+def _poll_safely(task: FactPulseTask, client: FactPulseClient) -> str:
+    """Poll one task; a bug or a database error on it must not stop the others."""
+    try:
+        return poll_task(task, client)
+    except Exception as exc:
+        logger.exception("Unexpected error while polling FactPulse task %s", task.task_id)
+        try:
+            return record_error(task, exc)
+        except Exception:
+            logger.exception("Could not record the error of FactPulse task %s", task.task_id)
+            return "errors"
 
 
 def poll_task(task: FactPulseTask, client: FactPulseClient) -> str:

@@ -248,3 +248,29 @@ def test_parsing_runs_without_django_settings() -> None:
         cwd=root, env=env, capture_output=True, text=True, check=True,
     ).stdout.splitlines()
     assert out == ["Waiting(remote_status='STARTED')", "[]"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"status": "SUCCESS", "result": {"x": NaN}}', b'{"status": "PENDING", "n": Infinity}',
+     b'{"status": "PENDING", "n": 1e400}', b"[" * 50_000 + b"]" * 50_000,
+     b'{"status": "PENDING", "n": ' + b"9" * 5000 + b"}"],
+    ids=["nan", "infinity", "overflow", "deep-nesting", "huge-integer"],
+)
+def test_json_that_no_database_can_store_is_malformed(raw: bytes) -> None:
+    with pytest.raises(PayloadError) as info:
+        decode_json(raw)
+    assert info.value.code == "MALFORMED_RESPONSE"
+
+
+def test_nul_characters_and_lone_surrogates_are_replaced_not_dropped() -> None:
+    body = decode_json(
+        b'{"status": "SUCCESS", "result": {"status": "ERROR", "errorCode": "E\\u0000",'
+        b' "errorMessage": "bad \\ud800 text", "details": [{"item": "\\udfff", "level": "x",'
+        b' "reason": "ok \\u00e9"}]}}'
+    )
+    update = parse_status(body, parse_generation)
+    assert isinstance(update, Failure)
+    assert (update.code, update.message) == ("E\ufffd", "bad \ufffd text")
+    assert update.details[0]["item"] == "\ufffd"
+    assert update.details[0]["reason"] == "ok é"

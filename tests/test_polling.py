@@ -424,3 +424,34 @@ def test_two_workers_never_claim_the_same_task(fake: FakeFactPulse) -> None:
         thread.join()
     claimed = [tid for batch in results for tid in batch]
     assert len(claimed) == len(set(claimed)) == 40
+
+
+def test_text_no_database_can_store_is_replaced_and_the_error_kept(
+    fake: FakeFactPulse, task_id: str
+) -> None:
+    fake.script(task_id, answers.raw(
+        b'{"taskId": "%s", "status": "SUCCESS", "result": {"status": "ERROR",'
+        b' "errorCode": "BAD\\u0000CODE", "errorMessage": "SIRET \\ud800 absent",'
+        b' "details": [{"level": "Error", "item": "BR-FR-01", "reason": "nul \\u0000 ici"}]}}'
+        % task_id.encode()))
+    FactPulseTask.objects.track(task_id, "generation")
+    poll_due()
+    task = FactPulseTask.objects.get(task_id=task_id)
+    assert (task.state, task.error_code, task.error_message) == (
+        State.FAILED, "BAD\ufffdCODE", "SIRET \ufffd absent")
+    assert task.error_details[0]["reason"] == "nul \ufffd ici"
+
+
+def test_a_task_that_breaks_the_poller_does_not_stop_the_cycle(
+    fake: FakeFactPulse, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = FactPulseTask.objects.track("kind-removed-since", "generation")
+    FactPulseTask.objects.filter(pk=broken.pk).update(kind="obsolete")
+    fake.script("still-fine", answers.validation_success())
+    FactPulseTask.objects.track("still-fine", "validation")
+    with caplog.at_level(logging.ERROR, logger="factpulse_tasks"):
+        report = poll_due()
+    assert (report.polled, report.errors, report.succeeded) == (2, 1, 1)
+    broken.refresh_from_db()
+    assert broken.state == State.PENDING and "obsolete" in broken.last_error
+    assert "kind-removed-since" in caplog.text
