@@ -79,15 +79,24 @@ STORAGES = {
 
 FACTPULSE_TASKS = {
     "BASE_URL": env.str("FACTPULSE_BASE_URL", default="https://factpulse.fr"),
-    "API_KEY": env.str("FACTPULSE_API_KEY", default="set-FACTPULSE_API_KEY"),
+    # A placeholder so that manage.py works out of the box; FactPulse answers 401 to it.
+    "API_KEY": env.str("FACTPULSE_API_KEY", default="replace-with-your-factpulse-api-key"),
+    "POLL_INTERVAL": env.float("FACTPULSE_POLL_INTERVAL", default=2.0),
+    "POLL_MAX_INTERVAL": env.float("FACTPULSE_POLL_MAX_INTERVAL", default=60.0),
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool(
     "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL.startswith("memory://")
 )
+POLL_EVERY = env.float("FACTPULSE_BEAT_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE = {
-    "factpulse-poll": {"task": "factpulse_tasks.poll_due_tasks", "schedule": 5.0},
+    "factpulse-poll": {
+        "task": "factpulse_tasks.poll_due_tasks",
+        "schedule": POLL_EVERY,
+        # A poll request older than two ticks is useless: let the worker drop it.
+        "options": {"expires": 2 * POLL_EVERY},
+    },
 }
 
 LOGGING = {

@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class DemoConfig(AppConfig):
     name = "example_project.demo"
     label = "factpulse_demo"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (connects the signal receivers)

@@ -2,46 +2,63 @@
 
 The fake server answers over real HTTP with real Factur-X files; the tasks are
 driven by the real Celery task ``factpulse_tasks.poll_due_tasks`` until every
-one is finished, then a table shows states, stored files and signals.
+one is finished, then a table shows states, stored files and the signals the
+project's receivers got. With the default in-process Celery the task runs here;
+with ``CELERY_BROKER_URL`` set, the command starts a Celery worker process and
+sends the task through the broker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from factpulse_tasks import signals
+from example_project.celery import app as celery_app
+from example_project.demo.models import SignalReceipt
 from factpulse_tasks.models import FactPulseTask
 from factpulse_tasks.tasks import poll_due_tasks
-from factpulse_tasks.testing import FakeFactPulse, answers
+from factpulse_tasks.testing import FakeFactPulse, answers, make_facturx_pdf
 from factpulse_tasks.testing.answers import Answer
 
-SIGNALS = ("task_finished", "generation_finished", "signature_finished", "validation_finished")
+POLL_INTERVAL = 0.2
+POLL_MAX_INTERVAL = 1.0
+BEAT_SECONDS = 0.25
 
 
 def scenarios() -> list[tuple[str, str, list[Answer]]]:
     """(reference, kind, answers) for every case the demo shows."""
     return [
         ("FA-2026-0001 pdf", "generation",
-         [answers.pending(), answers.started(), answers.generation_success(output="pdf")]),
+         [answers.pending(), answers.started(),
+          answers.generation_success(output="pdf", invoice_number="FA-2026-0001")]),
         ("FA-2026-0002 xml", "generation",
-         [answers.started(), answers.camel_case(answers.generation_success(output="xml"))]),
+         [answers.started(), answers.camel_case(
+             answers.generation_success(output="xml", invoice_number="FA-2026-0002"))]),
         ("FA-2026-0003 signed", "signature",
          [answers.pending(), answers.http_error(503, headers={"Retry-After": "0"}),
-          answers.signature_success()]),
+          answers.signature_success(pdf=make_facturx_pdf("FA-2026-0003"),
+                                    filename="FA-2026-0003-signed.pdf")]),
         ("FA-2026-0004 check", "validation",
          [answers.started(), answers.validation_success(compliant=True)]),
         ("FA-2026-0005 check", "validation",
          [answers.validation_success(compliant=False)]),
-        ("FA-2026-0006 any", "status", [answers.retry(), answers.status_success()]),
+        ("FA-2026-0006 any", "status",
+         [answers.retry(), answers.status_success(invoice_number="FA-2026-0006")]),
         ("FA-2026-0007 bad", "generation", [answers.started(), answers.business_error()]),
         ("FA-2026-0008 crash", "signature", [answers.pending(), answers.celery_failure()]),
     ]
@@ -55,24 +72,48 @@ class Command(BaseCommand):
                             help="Give up after this many seconds (default 60).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        received: Counter[tuple[str, str]] = Counter()
-        receivers = []
-        for name in SIGNALS:
-            def receiver(sender: Any, task: FactPulseTask, _name: str = name, **kw: Any) -> None:
-                received[(task.task_id, _name)] += 1
+        with FakeFactPulse(api_key=secrets.token_urlsafe(24)) as fake:
+            config = {"BASE_URL": fake.base_url, "API_KEY": fake.api_key,
+                      "POLL_INTERVAL": POLL_INTERVAL, "POLL_MAX_INTERVAL": POLL_MAX_INTERVAL}
+            with override_settings(FACTPULSE_TASKS=config), self._celery(fake):
+                served = self._run(fake, options["timeout"])
+        self._report(served)
 
-            getattr(signals, name).connect(receiver, weak=False)
-            receivers.append((name, receiver))
+    @contextmanager
+    def _celery(self, fake: FakeFactPulse) -> Iterator[None]:
+        if celery_app.conf.task_always_eager:
+            self.stdout.write("Celery: in-process (CELERY_TASK_ALWAYS_EAGER).")
+            yield
+            return
+        self.stdout.write(
+            f"Celery: a worker process with beat, broker {_safe(celery_app.conf.broker_url)}."
+        )
+        env = {
+            **os.environ,
+            "FACTPULSE_BASE_URL": fake.base_url,
+            "FACTPULSE_API_KEY": fake.api_key or "",
+            "FACTPULSE_POLL_INTERVAL": str(POLL_INTERVAL),
+            "FACTPULSE_POLL_MAX_INTERVAL": str(POLL_MAX_INTERVAL),
+            "FACTPULSE_BEAT_SECONDS": str(BEAT_SECONDS),
+        }
+        schedule = tempfile.mkdtemp(prefix="factpulse-demo-beat-")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "--quiet", "-A", "example_project", "worker", "--beat",
+             f"--schedule={schedule}/schedule", "--loglevel=WARNING", "--concurrency=1",
+             "--without-gossip", "--without-mingle",
+             f"--hostname=factpulse-demo-{os.getpid()}@%h"],
+            cwd=settings.BASE_DIR, env=env,
+        )
         try:
-            with FakeFactPulse(api_key=secrets.token_urlsafe(24)) as fake:
-                config = {"BASE_URL": fake.base_url, "API_KEY": fake.api_key,
-                          "POLL_INTERVAL": 0.2, "POLL_MAX_INTERVAL": 1.0}
-                with override_settings(FACTPULSE_TASKS=config):
-                    served = self._run(fake, options["timeout"])
+            yield
         finally:
-            for name, receiver in receivers:
-                getattr(signals, name).disconnect(receiver)
-        self._report(served, received)
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            shutil.rmtree(schedule, ignore_errors=True)
 
     def _run(self, fake: FakeFactPulse, timeout: float) -> dict[str, dict[str, bytes]]:
         served: dict[str, dict[str, bytes]] = {}
@@ -83,25 +124,24 @@ class Command(BaseCommand):
             FactPulseTask.objects.track(task_id, kind, reference=reference)
         self.stdout.write(f"Fake FactPulse at {fake.base_url}; tracking {len(served)} tasks.")
         started = time.monotonic()
-        cycles = 0
-        pending = FactPulseTask.objects.filter(task_id__in=served).unfinished()
-        while pending.exists():
+        unfinished = FactPulseTask.objects.filter(task_id__in=served).unfinished()
+        while unfinished.exists():
             if time.monotonic() - started > timeout:
                 raise CommandError(f"Tasks still unfinished after {timeout:g} s.")
-            poll_due_tasks.apply()  # the real Celery task, run here
-            cycles += 1
-            time.sleep(0.1)
+            if celery_app.conf.task_always_eager:
+                poll_due_tasks.delay()  # what beat does with a real worker
+            time.sleep(BEAT_SECONDS)
         elapsed = time.monotonic() - started
-        calls = fake.status_calls()
         self.stdout.write(
-            f"All finished after {cycles} Celery cycles, {elapsed:.1f} s, "
-            f"{calls} status calls.\n"
+            f"All finished after {elapsed:.1f} s and {fake.status_calls()} status calls.\n"
         )
         return served
 
-    def _report(self, served: dict[str, dict[str, bytes]],
-                received: Counter[tuple[str, str]]) -> None:
+    def _report(self, served: dict[str, dict[str, bytes]]) -> None:
         tasks = FactPulseTask.objects.filter(task_id__in=served).prefetch_related("artifacts")
+        receipts = Counter(
+            SignalReceipt.objects.filter(task__in=tasks).values_list("task__task_id", "signal")
+        )
         rows = [("reference", "kind", "state", "remote", "polls", "artifacts", "sha256",
                  "outcome", "signals")]
         problems = []
@@ -116,26 +156,28 @@ class Command(BaseCommand):
                     problems.append(f"{task.reference}: {artifact.role} differs from what was sent")
                 files.append((f"{artifact.role} {artifact.size:,} B",
                               f"{artifact.sha256[:12]} {'ok' if ok else 'MISMATCH'}"))
-            outcome = _outcome(task)
-            sent = sorted(f"{name}x{count}" for (tid, name), count in received.items()
+            sent = sorted(f"{name}x{count}" for (tid, name), count in receipts.items()
                           if tid == task.task_id)
-            if any(not s.endswith("x1") for s in sent) or not sent:
+            expected_signals = 1 if task.kind == "status" else 2
+            if len(sent) != expected_signals or any(not s.endswith("x1") for s in sent):
                 problems.append(f"{task.reference}: signals {sent}")
             first, *more = files or [("-", "-")]
             rows.append((task.reference, task.kind, task.state, task.remote_status,
-                         str(task.poll_count), *first, outcome, " ".join(sent)))
+                         str(task.poll_count), *first, _outcome(task), " ".join(sent)))
             rows.extend(("", "", "", "", "", *extra, "", "") for extra in more)
         self._table(rows)
-        verdict = _verdict(tasks)
-        self.stdout.write(f"\n{verdict}")
+        states = Counter(task.state for task in tasks)
+        self.stdout.write("\nStates: " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
         if problems:
             raise CommandError("; ".join(problems))
         self.stdout.write("Every artifact matches what FactPulse sent; every signal was sent once.")
 
     def _table(self, rows: list[tuple[str, ...]]) -> None:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        line: Callable[[tuple[str, ...]], str] = lambda row: "  ".join(  # noqa: E731
-            cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+
+        def line(row: tuple[str, ...]) -> str:
+            return "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+
         self.stdout.write(line(rows[0]))
         self.stdout.write("  ".join("-" * w for w in widths))
         for row in rows[1:]:
@@ -150,20 +192,23 @@ def _outcome(task: FactPulseTask) -> str:
     if isinstance(verdict, dict):
         errors = sum(len(verdict.get(k) or []) for k in ("xmlErrors", "pdfaErrors", "xmpErrors"))
         return "compliant" if verdict.get("isCompliant") else f"not compliant, {errors} errors"
-    document = task.artifacts.all()[0] if task.artifacts.all() else None
+    document = next((a for a in task.artifacts.all() if a.role == "document"), None)
     if document is not None and document.content_type == "application/pdf":
         import facturx
         from lxml import etree
 
         with document.file.open("rb") as handle:
             name, xml = facturx.get_xml_from_pdf(handle.read(), check_xsd=False)
-        level = facturx.get_level(etree.fromstring(xml)) if xml else "?"
-        return f"Factur-X PDF, {name} ({level})" if name else "PDF without Factur-X XML"
+        if not name:
+            return "PDF without Factur-X XML"
+        return f"Factur-X PDF, {name} ({facturx.get_level(etree.fromstring(xml))})"
     if document is not None and document.content_type == "application/xml":
         return "CII XML"
     return "ok"
 
 
-def _verdict(tasks: Any) -> str:
-    states = Counter(task.state for task in tasks)
-    return "States: " + ", ".join(f"{state} {count}" for state, count in sorted(states.items()))
+def _safe(url: str) -> str:
+    """A broker URL without its password."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':')[0] + ':***@' if at else ''}{host}"
