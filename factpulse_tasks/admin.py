@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -18,6 +18,7 @@ from .models import Artifact, FactPulseTask
 
 
 def artifact_download_url(artifact: Artifact) -> str:
+    """The admin URL that serves ``artifact`` as a download."""
     return reverse(
         "admin:factpulse_tasks_factpulsetask_artifact_download",
         args=[artifact.task_id, artifact.pk],
@@ -67,9 +68,6 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         ),
     )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [name for _, options in self.fieldsets for name in options["fields"]]
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -102,23 +100,27 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         download = path(
-            "<path:object_id>/artifacts/<int:artifact_id>/download/",
+            "<int:task_pk>/artifacts/<int:artifact_id>/download/",
             self.admin_site.admin_view(self.download_artifact),
             name="factpulse_tasks_factpulsetask_artifact_download",
         )
         return [download, *super().get_urls()]
 
     def download_artifact(
-        self, request: HttpRequest, object_id: str, artifact_id: int
-    ) -> HttpResponse:
+        self, request: HttpRequest, task_pk: int, artifact_id: int
+    ) -> FileResponse:
         """Serve an artifact to a user allowed to view its task, as an attachment."""
         artifact = get_object_or_404(
-            Artifact.objects.select_related("task"), pk=artifact_id, task_id=object_id
+            Artifact.objects.select_related("task"), pk=artifact_id, task__pk=task_pk
         )
         if not self.has_view_permission(request, artifact.task):
             raise PermissionDenied
+        try:
+            handle = artifact.file.open("rb")
+        except (FileNotFoundError, OSError) as exc:
+            raise Http404(f"The file of artifact {artifact.pk} is missing from storage.") from exc
         response = FileResponse(
-            artifact.file.open("rb"),
+            handle,
             as_attachment=True,
             filename=artifact.filename,
             content_type=artifact.content_type,

@@ -11,10 +11,13 @@ from .conf import DEFAULTS, app_settings
 from .exceptions import ConfigurationError
 
 HINT_DOCS = "See the Settings section of the factpulse-tasks README."
+# Keys with a check id of their own; every other bad value is E004.
+CHECK_IDS = {"BASE_URL": "E002", "API_KEY": "E003"}
 
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report every problem of ``settings.FACTPULSE_TASKS`` (ids ``factpulse_tasks.E001``…)."""
     messages: list[CheckMessage] = []
     raw = getattr(settings, "FACTPULSE_TASKS", None)
     if not isinstance(raw, dict):
@@ -25,18 +28,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="factpulse_tasks.E001",
             )
         ]
-    for key, check_id in (("BASE_URL", "E002"), ("API_KEY", "E003")):
-        try:
-            getattr(app_settings, key)
-        except ConfigurationError as exc:
-            messages.append(Error(str(exc), hint=HINT_DOCS, id=f"factpulse_tasks.{check_id}"))
     for key in DEFAULTS:
-        if key in ("BASE_URL", "API_KEY"):
-            continue
         try:
             getattr(app_settings, key)
         except ConfigurationError as exc:
-            messages.append(Error(str(exc), hint=HINT_DOCS, id="factpulse_tasks.E004"))
+            check_id = CHECK_IDS.get(key, "E004")
+            messages.append(Error(str(exc), hint=HINT_DOCS, id=f"factpulse_tasks.{check_id}"))
     storages = getattr(settings, "STORAGES", {})
     storage = raw.get("STORAGE", DEFAULTS["STORAGE"])
     if isinstance(storage, str) and storage and storage not in storages:

@@ -51,7 +51,7 @@ class FactPulseClient:
     """A small FactPulse client for the task status endpoints.
 
     Build it with :meth:`from_settings`; it keeps one ``requests.Session`` so
-    connections are reused. Safe to share between threads for GET requests.
+    connections are reused. Use one client per thread.
     """
 
     def __init__(
@@ -69,7 +69,6 @@ class FactPulseClient:
         self.timeout = (connect_timeout, read_timeout)
         self.max_response_bytes = max_response_bytes
         self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
 
     @classmethod
     def from_settings(cls) -> FactPulseClient:
@@ -91,7 +90,11 @@ class FactPulseClient:
     def get_json(self, path: str) -> dict[str, Any]:
         """GET ``path`` (relative to the base URL) and return the decoded JSON object."""
         url = f"{self.base_url}{path}"
-        headers = {"Accept": "application/json", "X-API-Key": self._api_key}
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-API-Key": self._api_key,
+        }
         try:
             response = self.session.get(url, headers=headers, timeout=self.timeout, stream=True)
         except requests.Timeout as exc:

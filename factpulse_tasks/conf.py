@@ -161,21 +161,17 @@ class Settings:
     @property
     def UPLOAD_PREFIX(self) -> str:
         value = self._text("UPLOAD_PREFIX").strip("/")
-        if not value or ".." in value.split("/"):
+        # Leaves room in the 255-character file name for kind, task id and file name.
+        if not value or ".." in value.split("/") or len(value) > 60:
             raise ConfigurationError(
-                "FACTPULSE_TASKS['UPLOAD_PREFIX'] must be a relative folder name such as "
-                "'factpulse_tasks'."
+                "FACTPULSE_TASKS['UPLOAD_PREFIX'] must be a relative folder name of at most "
+                "60 characters, such as 'factpulse_tasks'."
             )
         return value
 
     def unknown_keys(self) -> list[str]:
         """Keys of ``FACTPULSE_TASKS`` that the app does not know (likely typos)."""
         return sorted(set(self._raw()) - set(DEFAULTS))
-
-    def validate(self) -> None:
-        """Read every property once; raise :class:`ConfigurationError` on the first bad value."""
-        for key in DEFAULTS:
-            getattr(self, key)
 
 
 app_settings = Settings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django
+from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import models, transaction
 from django.db.models import Q
@@ -20,9 +21,54 @@ from .querysets import FINISHED_STATES, UNFINISHED_STATES, FactPulseTaskQuerySet
 CHECK_ARGUMENT = "condition" if django.VERSION >= (5, 1) else "check"
 
 
+class ConfiguredStorage(Storage):
+    """Forwards every call to ``storages[FACTPULSE_TASKS['STORAGE']]``, looked up each time.
+
+    Django builds a field's storage once, when the model class is created; this
+    indirection keeps the setting live (``override_settings`` works) and lets a
+    bad value surface as a system check rather than as an import error.
+    """
+
+    def target(self) -> Storage:
+        return storages[app_settings.STORAGE]
+
+    def _open(self, name: str, mode: str = "rb") -> File:
+        return self.target().open(name, mode)
+
+    def _save(self, name: str, content: File) -> str:
+        return self.target().save(name, content)
+
+    def get_valid_name(self, name: str) -> str:
+        return self.target().get_valid_name(name)
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        return self.target().get_available_name(name, max_length=max_length)
+
+    def generate_filename(self, filename: str) -> str:
+        return self.target().generate_filename(filename)
+
+    def delete(self, name: str) -> None:
+        self.target().delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self.target().exists(name)
+
+    def size(self, name: str) -> int:
+        return self.target().size(name)
+
+    def url(self, name: str | None) -> str:
+        return self.target().url(name)
+
+    def path(self, name: str) -> str:
+        return self.target().path(name)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        return self.target().listdir(path)
+
+
 def artifact_storage() -> Storage:
-    """The storage named by ``FACTPULSE_TASKS['STORAGE']``, looked up at call time."""
-    return storages[app_settings.STORAGE]
+    """The storage of artifacts: the one named by ``FACTPULSE_TASKS['STORAGE']``."""
+    return ConfiguredStorage()
 
 
 def artifact_upload_to(instance: Artifact, filename: str) -> str:
@@ -99,7 +145,9 @@ class FactPulseTask(models.Model):
         blank=True,
         help_text=_("AFNOR error code, or the app's own code when the task could not finish."),
     )
-    error_message = models.TextField(_("error message"), blank=True)
+    error_message = models.TextField(
+        _("error message"), blank=True, help_text=_("Why the task failed or expired.")
+    )
     error_details = models.JSONField(
         _("error details"),
         default=list,
@@ -119,16 +167,25 @@ class FactPulseTask(models.Model):
     poll_count = models.PositiveIntegerField(
         _("poll count"), default=0, help_text=_("Status requests made for this task.")
     )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_at = models.DateTimeField(
+        _("created at"), auto_now_add=True, help_text=_("When the task was tracked.")
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
+    last_polled_at = models.DateTimeField(
+        _("last polled at"), null=True, blank=True, help_text=_("When FactPulse was last asked.")
+    )
     next_poll_at = models.DateTimeField(
         _("next poll at"),
         null=True,
         blank=True,
         help_text=_("When the task is next due; pushed forward while a worker holds it."),
     )
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    finished_at = models.DateTimeField(
+        _("finished at"),
+        null=True,
+        blank=True,
+        help_text=_("When the task reached its final state."),
+    )
 
     objects = FactPulseTaskQuerySet.as_manager()
 
@@ -151,6 +208,13 @@ class FactPulseTask(models.Model):
                 **{CHECK_ARGUMENT: Q(state__in=UNFINISHED_STATES + FINISHED_STATES)},
             ),
             models.CheckConstraint(
+                name="factpulse_task_unfinished_is_scheduled",
+                **{
+                    CHECK_ARGUMENT: Q(state__in=FINISHED_STATES)
+                    | Q(next_poll_at__isnull=False)
+                },
+            ),
+            models.CheckConstraint(
                 name="factpulse_task_finished_at_iff_final",
                 **{
                     CHECK_ARGUMENT: Q(state__in=FINISHED_STATES, finished_at__isnull=False)
@@ -161,10 +225,6 @@ class FactPulseTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.task_id}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.state in FINISHED_STATES
 
 
 class Artifact(models.Model):
@@ -192,9 +252,13 @@ class Artifact(models.Model):
     filename = models.CharField(
         _("file name"), max_length=255, help_text=_("Name FactPulse gave, made safe.")
     )
-    content_type = models.CharField(_("content type"), max_length=100)
+    content_type = models.CharField(
+        _("content type"), max_length=100, help_text=_("Media type, read from the bytes.")
+    )
     size = models.PositiveBigIntegerField(_("size"), help_text=_("In bytes."))
-    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    sha256 = models.CharField(
+        _("SHA-256"), max_length=64, help_text=_("Hex digest of the stored bytes.")
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

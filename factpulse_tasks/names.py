@@ -53,6 +53,8 @@ def safe_filename(name: object, default: str = "document") -> str:
     text = _UNSAFE.sub("_", text).strip("._")
     if len(text) > FILENAME_MAX_LENGTH:
         stem, dot, ext = text.rpartition(".")
-        keep = FILENAME_MAX_LENGTH - len(ext) - 1 if dot and len(ext) <= 10 else FILENAME_MAX_LENGTH
-        text = f"{stem[:keep]}.{ext}" if dot and len(ext) <= 10 else text[:keep]
+        if dot and len(ext) <= 10:
+            text = f"{stem[:FILENAME_MAX_LENGTH - len(ext) - 1]}.{ext}"
+        else:
+            text = text[:FILENAME_MAX_LENGTH]
     return text or default

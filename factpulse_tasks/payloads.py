@@ -18,10 +18,10 @@ from typing import Any
 
 from .exceptions import PayloadError
 
-WAITING_STATES = frozenset({"PENDING", "STARTED", "RETRY"})
 RUNNING_STATES = frozenset({"STARTED", "RETRY"})
 
 MALFORMED = "MALFORMED_RESPONSE"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 INVALID_RESULT = "INVALID_RESULT"
 
 # Names of the fields we read, spelled as in the reference schemas.
@@ -117,13 +117,7 @@ def decode_json(raw: bytes) -> dict[str, Any]:
             code=MALFORMED,
             final=False,
         )
-    if b"\\u0000" in raw or _ESCAPED_SURROGATE.search(raw):
-        value = scrub(value)
-    return value
-
-
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+    return scrub(value)
 
 
 def _refuse_constant(name: str) -> float:
@@ -181,6 +175,8 @@ def parse_status(body: Mapping[str, Any], parse_result: ResultParser) -> StatusU
 
 def _parse_business_result(result: dict[str, Any], parse_result: ResultParser) -> StatusUpdate:
     business = result.get("status", "SUCCESS")
+    if isinstance(business, str):
+        business = business.upper()
     if business == "ERROR":
         return business_error(result)
     if business != "SUCCESS":

@@ -57,6 +57,7 @@ class CycleReport:
     duration: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as a plain dict, for logs and Celery results."""
         return asdict(self)
 
 
@@ -78,7 +79,13 @@ def poll_due(
         own_client = client is None
         client = client or FactPulseClient.from_settings()
         try:
+            # Stop before the claim runs out: past it another worker may take the rest.
+            deadline = started + app_settings.LEASE_SECONDS * 0.8
             for task in tasks:
+                if time.monotonic() > deadline:
+                    logger.warning("Polling cycle stopped at the end of its lease; "
+                                   "the tasks left come back when the lease ends.")
+                    break
                 outcome = _poll_safely(task, client)
                 report.polled += 1
                 setattr(report, outcome, getattr(report, outcome) + 1)
@@ -102,11 +109,18 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
     now = now or timezone.now()
     limit = limit or app_settings.BATCH_SIZE
     lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
+    queryset = FactPulseTask.objects.due(now).order_by("next_poll_at", "pk")
+    if not connection.features.has_select_for_update_skip_locked:
+        # No SKIP LOCKED (SQLite): take each row only if nobody moved it since we read it.
+        return [
+            task
+            for task in queryset[:limit]
+            if FactPulseTask.objects.filter(pk=task.pk, next_poll_at=task.next_poll_at)
+            .unfinished()
+            .update(next_poll_at=lease_until)
+        ]
     with transaction.atomic():
-        queryset = FactPulseTask.objects.due(now).order_by("next_poll_at", "pk")
-        if connection.features.has_select_for_update_skip_locked:
-            queryset = queryset.select_for_update(skip_locked=True)
-        tasks = list(queryset[:limit])
+        tasks = list(queryset.select_for_update(skip_locked=True)[:limit])
         if tasks:
             FactPulseTask.objects.filter(pk__in=[t.pk for t in tasks]).update(
                 next_poll_at=lease_until
@@ -132,8 +146,8 @@ def poll_task(task: FactPulseTask, client: FactPulseClient) -> str:
     spec = get_kind(task.kind)
     try:
         body = client.get_json(spec.path_for(task.task_id))
-        update = parse_status(body, spec.parse_result)
         _check_task_id(body, task)
+        update = parse_status(body, spec.parse_result)
     except (AuthenticationError, EndpointNotFound) as exc:
         logger.error("FactPulse refused polling of task %s: %s", task.task_id, exc)
         # Not the task's fault: it neither expires nor fails until this is fixed.
@@ -141,7 +155,7 @@ def poll_task(task: FactPulseTask, client: FactPulseClient) -> str:
         return "refused"
     except PayloadError as exc:
         if exc.final:
-            return apply(task, Failure(task.remote_status or "SUCCESS", exc.code, str(exc)))
+            return apply(task, Failure(task.remote_status, exc.code, str(exc)))
         return record_error(task, exc)
     except TransportError as exc:
         if exc.retryable:
@@ -330,9 +344,15 @@ def _finish(
 
 
 def _send_finished(pk: int) -> None:
-    task = FactPulseTask.objects.get(pk=pk)
-    spec = get_kind(task.kind)
-    for signal in (task_finished, spec.signal):
+    # Runs after the commit: nothing raised here may reach the caller, which
+    # would take it for a failure of the (already committed) change.
+    try:
+        task = FactPulseTask.objects.get(pk=pk)
+        signals = (task_finished, get_kind(task.kind).signal)
+    except Exception:
+        logger.exception("Could not send the finished signals of FactPulse task row %s", pk)
+        return
+    for signal in signals:
         if signal is None:
             continue
         for _receiver, response in signal.send_robust(sender=FactPulseTask, task=task):

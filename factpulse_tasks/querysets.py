@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import models
 from django.utils import timezone
 
 from .exceptions import TaskKindMismatch
@@ -20,6 +20,8 @@ FINISHED_STATES = ("succeeded", "failed", "expired")
 
 
 class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
+    """Queries on tasks; also the manager, ``FactPulseTask.objects``."""
+
     def unfinished(self) -> FactPulseTaskQuerySet:
         """Tasks still followed: pending or running."""
         return self.filter(state__in=UNFINISHED_STATES)
@@ -60,12 +62,8 @@ class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
             "metadata": metadata or {},
             "next_poll_at": timezone.now(),
         }
-        try:
-            with transaction.atomic():
-                task, _ = self.get_or_create(task_id=task_id, defaults=defaults)
-        except IntegrityError:
-            # Another process tracked the same id between our read and our insert.
-            task = self.get(task_id=task_id)
+        # get_or_create copes with another process inserting the same id meanwhile.
+        task, _ = self.get_or_create(task_id=task_id, defaults=defaults)
         if task.kind != kind:
             raise TaskKindMismatch(
                 f"Task {task_id} is already tracked as a {task.kind} task, not {kind}."

@@ -63,6 +63,7 @@ def test_e003_api_key_missing(settings: Any) -> None:
         ("READ_TIMEOUT", None),
         ("MAX_RESPONSE_BYTES", 10),
         ("UPLOAD_PREFIX", "../outside"),
+        ("UPLOAD_PREFIX", "x" * 61),
         ("STORAGE", ""),
     ],
 )
@@ -85,7 +86,8 @@ def test_e005_storage_not_in_storages(settings: Any) -> None:
 
 
 def test_w001_unknown_key(settings: Any) -> None:
-    messages = check_settings() if ids(settings, {**GOOD, "POLL_INTERVALL": 3}) else []
+    settings.FACTPULSE_TASKS = {**GOOD, "POLL_INTERVALL": 3}
+    messages = check_settings()
     assert [m.id for m in messages] == ["factpulse_tasks.W001"]
     assert "POLL_INTERVALL" in messages[0].msg
 

@@ -274,3 +274,9 @@ def test_nul_characters_and_lone_surrogates_are_replaced_not_dropped() -> None:
     assert (update.code, update.message) == ("E\ufffd", "bad \ufffd text")
     assert update.details[0]["item"] == "\ufffd"
     assert update.details[0]["reason"] == "ok é"
+
+
+def test_business_status_is_read_whatever_its_case() -> None:
+    update = parse_status(envelope("success", {"status": "error", "errorCode": "E",
+                                               "errorMessage": "m"}), parse_generation)
+    assert isinstance(update, Failure) and update.code == "E"

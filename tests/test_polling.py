@@ -260,8 +260,7 @@ def test_refused_polls_never_expire_a_task(fake: FakeFactPulse, settings: Any,
         (answers.invalid_base64_success, "INVALID_RESULT"),
         (lambda: answers.celery_success({"status": "SUCCESS", "content_b64": None}),
          "INVALID_RESULT"),
-        (lambda: answers.raw(b'{"taskId": "x", "status": "SUCCESS", "result": "done"}'),
-         "INVALID_RESULT"),
+        (lambda: answers.raw(b'{"status": "SUCCESS", "result": "done"}'), "INVALID_RESULT"),
         (lambda: answers.http_error(422), "HTTP_422"),
     ],
     ids=["invalid-base64", "missing-filename", "result-not-object", "http-422"],
@@ -455,3 +454,40 @@ def test_a_task_that_breaks_the_poller_does_not_stop_the_cycle(
     broken.refresh_from_db()
     assert broken.state == State.PENDING and "obsolete" in broken.last_error
     assert "kind-removed-since" in caplog.text
+
+
+def test_artifacts_go_to_the_storage_named_in_the_settings(
+    fake: FakeFactPulse, task_id: str, settings: Any, tmp_path: Path
+) -> None:
+    private = tmp_path / "private-invoices"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "invoices": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                     "OPTIONS": {"location": str(private)}},
+    }
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "STORAGE": "invoices",
+                                "UPLOAD_PREFIX": "fp"}
+    success = answers.signature_success()
+    fake.script(task_id, success)
+    FactPulseTask.objects.track(task_id, "signature")
+    drive()
+    artifact = FactPulseTask.objects.get(task_id=task_id).artifacts.get()
+    on_disk = private / artifact.file.name
+    assert artifact.file.name.startswith(f"fp/signature/{task_id}/document-")
+    assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == success.sha256["document"]
+    assert stored_bytes(artifact) == success.files["document"]
+    assert not list(Path(django_settings.MEDIA_ROOT).rglob("*.*"))
+
+
+def test_cycle_stops_before_its_lease_runs_out(fake: FakeFactPulse, settings: Any) -> None:
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "LEASE_SECONDS": 1,
+                                "READ_TIMEOUT": 5}
+    for n in range(4):
+        fake.script(f"slow-{n}", answers.hang(0.5, answers.validation_success()))
+        FactPulseTask.objects.track(f"slow-{n}", "validation")
+    report = poll_due()
+    assert report.claimed == 4
+    assert 1 <= report.polled < 4
+    left = FactPulseTask.objects.unfinished()
+    assert left.count() == 4 - report.succeeded
+    assert all(t.poll_count == 0 for t in left)
