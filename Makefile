@@ -23,6 +23,7 @@ services:
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check factpulse_tasks tests example_project
+	$(BIN)/mypy factpulse_tasks
 
 test-sqlite: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import django
@@ -19,6 +20,11 @@ from .querysets import FINISHED_STATES, UNFINISHED_STATES, FactPulseTaskQuerySet
 
 # CheckConstraint's argument was renamed in Django 5.1 and the old name removed in 6.0.
 CHECK_ARGUMENT = "condition" if django.VERSION >= (5, 1) else "check"
+
+
+def check_constraint(name: str, condition: Q) -> models.CheckConstraint:
+    """A CheckConstraint on any supported Django version."""
+    return models.CheckConstraint(name=name, **{CHECK_ARGUMENT: condition})  # type: ignore[arg-type]
 
 
 class ConfiguredStorage(Storage):
@@ -44,7 +50,7 @@ class ConfiguredStorage(Storage):
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         return self.target().get_available_name(name, max_length=max_length)
 
-    def generate_filename(self, filename: str) -> str:
+    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
         return self.target().generate_filename(filename)
 
     def delete(self, name: str) -> None:
@@ -203,23 +209,17 @@ class FactPulseTask(models.Model):
             models.Index(fields=["reference"], name="factpulse_task_reference_idx"),
         ]
         constraints = [
-            models.CheckConstraint(
-                name="factpulse_task_state_valid",
-                **{CHECK_ARGUMENT: Q(state__in=UNFINISHED_STATES + FINISHED_STATES)},
+            check_constraint(
+                "factpulse_task_state_valid", Q(state__in=UNFINISHED_STATES + FINISHED_STATES)
             ),
-            models.CheckConstraint(
-                name="factpulse_task_unfinished_is_scheduled",
-                **{
-                    CHECK_ARGUMENT: Q(state__in=FINISHED_STATES)
-                    | Q(next_poll_at__isnull=False)
-                },
+            check_constraint(
+                "factpulse_task_unfinished_is_scheduled",
+                Q(state__in=FINISHED_STATES) | Q(next_poll_at__isnull=False),
             ),
-            models.CheckConstraint(
-                name="factpulse_task_finished_at_iff_final",
-                **{
-                    CHECK_ARGUMENT: Q(state__in=FINISHED_STATES, finished_at__isnull=False)
-                    | Q(state__in=UNFINISHED_STATES, finished_at__isnull=True)
-                },
+            check_constraint(
+                "factpulse_task_finished_at_iff_final",
+                Q(state__in=FINISHED_STATES, finished_at__isnull=False)
+                | Q(state__in=UNFINISHED_STATES, finished_at__isnull=True),
             ),
         ]
 

@@ -36,8 +36,6 @@ from .signals import task_finished
 
 logger = logging.getLogger("factpulse_tasks")
 
-State = FactPulseTask.State
-
 # A Retry-After longer than this is read as a mistake rather than obeyed.
 MAX_RETRY_AFTER = 3600.0
 
@@ -180,7 +178,7 @@ def apply(task: FactPulseTask, update: StatusUpdate) -> str:
     if isinstance(update, Waiting):
         if _overdue(task, now):
             return _expire(task, now, f"last remote status: {update.remote_status}")
-        state = State.RUNNING if update.running else State.PENDING
+        state = FactPulseTask.State.RUNNING if update.running else FactPulseTask.State.PENDING
         _update_unfinished(
             task,
             state=state,
@@ -196,7 +194,7 @@ def apply(task: FactPulseTask, update: StatusUpdate) -> str:
         _finish(
             task,
             now,
-            State.FAILED,
+            FactPulseTask.State.FAILED,
             remote_status=update.remote_status[:32],
             result=update.result,
             error_code=update.code[:100],
@@ -259,7 +257,7 @@ def _expire(task: FactPulseTask, now: datetime, why: str) -> str:
     _finish(
         task,
         now,
-        State.EXPIRED,
+        FactPulseTask.State.EXPIRED,
         error_code="TASK_EXPIRED",
         error_message=f"The task did not finish within {timeout:g} seconds ({why}).",
     )
@@ -279,7 +277,7 @@ def _succeed(task: FactPulseTask, now: datetime, update: Success) -> str:
         won = _finish(
             task,
             now,
-            State.SUCCEEDED,
+            FactPulseTask.State.SUCCEEDED,
             remote_status=update.remote_status,
             result=update.result,
             artifacts=[
@@ -319,7 +317,7 @@ def _delete_files(storage: Any, saved: list[tuple[File, str]]) -> None:
 def _finish(
     task: FactPulseTask,
     now: datetime,
-    state: str,
+    state: Any,  # a FactPulseTask.State member; the stubs type members as tuples
     *,
     artifacts: list[Artifact] | None = None,
     **fields: Any,
