@@ -1,37 +1,34 @@
-"""Receivers of the finished signals: here they only record each delivery."""
+"""Receivers of the finished signals: here they only record each delivery.
+
+A real project would, in its ``generation_finished`` receiver, attach
+``task.artifacts.get(role="document")`` to its invoice.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-from django.dispatch import receiver
 
 from factpulse_tasks import signals
 from factpulse_tasks.models import FactPulseTask
 
 from .models import SignalReceipt
 
-
-def _record(name: str, task: FactPulseTask) -> None:
-    SignalReceipt.objects.create(task=task, signal=name, state=task.state)
-
-
-@receiver(signals.task_finished)
-def on_task_finished(sender: Any, task: FactPulseTask, **kwargs: Any) -> None:
-    _record("task_finished", task)
+SIGNAL_NAMES = ("task_finished", "generation_finished", "signature_finished",
+                "validation_finished")
 
 
-@receiver(signals.generation_finished)
-def on_generation_finished(sender: Any, task: FactPulseTask, **kwargs: Any) -> None:
-    # A real project would attach task.artifacts.get(role="document") to its invoice here.
-    _record("generation_finished", task)
+def recorder(name: str) -> Callable[..., None]:
+    """A receiver that writes one SignalReceipt named ``name`` per delivery."""
+
+    def receive(sender: Any, task: FactPulseTask, **kwargs: Any) -> None:
+        SignalReceipt.objects.create(task=task, signal=name, state=task.state)
+
+    return receive
 
 
-@receiver(signals.signature_finished)
-def on_signature_finished(sender: Any, task: FactPulseTask, **kwargs: Any) -> None:
-    _record("signature_finished", task)
-
-
-@receiver(signals.validation_finished)
-def on_validation_finished(sender: Any, task: FactPulseTask, **kwargs: Any) -> None:
-    _record("validation_finished", task)
+def connect() -> None:
+    for name in SIGNAL_NAMES:
+        getattr(signals, name).connect(
+            recorder(name), weak=False, dispatch_uid=f"factpulse-demo-{name}"
+        )
