@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -15,6 +16,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from .models import Artifact, FactPulseTask
+
+# Longest JSON shown on a detail page, in characters.
+JSON_DISPLAY_LIMIT = 100_000
 
 
 def artifact_download_url(artifact: Artifact) -> str:
@@ -67,6 +71,14 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
                         "last_polled_at", "next_poll_at", "finished_at")},
         ),
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FactPulseTask]:
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+            # The list shows none of the JSON columns, which can be megabytes per row.
+            queryset = queryset.defer("result", "metadata", "error_details")
+        return queryset
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -133,4 +145,7 @@ def _json_block(value: Any) -> SafeString:
     if value in (None, {}, []):
         return format_html("{}", "-")
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    if len(text) > JSON_DISPLAY_LIMIT:
+        more = len(text) - JSON_DISPLAY_LIMIT
+        text = f"{text[:JSON_DISPLAY_LIMIT]}\n… ({more} more characters not shown)"
     return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)

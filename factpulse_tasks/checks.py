@@ -45,6 +45,22 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="factpulse_tasks.E005",
             )
         )
+    try:
+        longest_call = app_settings.CONNECT_TIMEOUT + 2 * app_settings.READ_TIMEOUT
+        lease = app_settings.LEASE_SECONDS
+    except ConfigurationError:
+        pass  # reported above
+    else:
+        if lease < longest_call:
+            messages.append(
+                Warning(
+                    f"FACTPULSE_TASKS['LEASE_SECONDS'] ({lease:g}) is shorter than one slow "
+                    f"status call (CONNECT_TIMEOUT + 2 x READ_TIMEOUT = {longest_call:g} s); "
+                    "each cycle will poll a single task.",
+                    hint="Raise LEASE_SECONDS or lower the timeouts.",
+                    id="factpulse_tasks.W002",
+                )
+            )
     for key in app_settings.unknown_keys():
         messages.append(
             Warning(

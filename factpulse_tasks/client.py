@@ -9,6 +9,8 @@ object. No message ever holds a credential.
 from __future__ import annotations
 
 import email.utils
+import socket
+import threading
 import time
 from typing import Any
 
@@ -36,7 +38,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         moment = email.utils.parsedate_to_datetime(value)
@@ -90,13 +92,17 @@ class FactPulseClient:
     def get_json(self, path: str) -> dict[str, Any]:
         """GET ``path`` (relative to the base URL) and return the decoded JSON object."""
         url = f"{self.base_url}{path}"
+        started = time.monotonic()
         headers = {
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
             "X-API-Key": self._api_key,
         }
         try:
-            response = self.session.get(url, headers=headers, timeout=self.timeout, stream=True)
+            # No redirects: the API key must never travel to another address.
+            response = self.session.get(
+                url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
+            )
         except requests.Timeout as exc:
             raise TransientError(f"FactPulse did not answer in time ({path}).") from exc
         except requests.RequestException as exc:
@@ -105,23 +111,48 @@ class FactPulseClient:
             ) from exc
         with response:
             self._raise_for_status(response, path)
-            body = self._read_capped(response, path)
+            body = self._read_capped(response, path, started)
         return decode_json(body)
 
-    def _read_capped(self, response: requests.Response, path: str) -> bytes:
+    @property
+    def longest_call(self) -> float:
+        """The most seconds one call can take: connecting, then the whole answer."""
+        return self.timeout[0] + 2 * self.timeout[1]
+
+    def _read_capped(self, response: requests.Response, path: str, started: float) -> bytes:
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_response_bytes:
             raise self._too_large(path, int(declared))
+        # The read timeout bounds each read; this bounds the whole answer, so a
+        # server trickling bytes cannot hold a poll past its lease: at the
+        # deadline the connection is closed under the blocked read.
+        limit = self.timeout[0] + self.timeout[1]
+        watchdog = threading.Timer(
+            max(0.0, started + limit - time.monotonic()), _interrupt, args=(response,)
+        )
+        watchdog.daemon = True
+        watchdog.start()
         body = bytearray()
         try:
             for chunk in response.iter_content(_CHUNK):
                 body += chunk
                 if len(body) > self.max_response_bytes:
                     raise self._too_large(path, len(body))
-        except requests.RequestException as exc:
-            raise TransientError(
-                f"The answer from FactPulse was cut off ({type(exc).__name__} on {path})."
-            ) from exc
+        except PayloadError:
+            raise
+        except Exception as exc:
+            if time.monotonic() - started >= limit:
+                raise TransientError(
+                    f"FactPulse took more than {limit:g} s to send the answer for {path}; "
+                    "polling will retry."
+                ) from exc
+            if isinstance(exc, requests.RequestException):
+                raise TransientError(
+                    f"The answer from FactPulse was cut off ({type(exc).__name__} on {path})."
+                ) from exc
+            raise
+        finally:
+            watchdog.cancel()
         return bytes(body)
 
     def _too_large(self, path: str, size: int) -> PayloadError:
@@ -140,7 +171,13 @@ class FactPulseClient:
             return
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         error: type[TransportError]
-        if status >= 500 or status in _TRANSIENT_STATUSES:
+        if 300 <= status < 400:
+            error = EndpointNotFound
+            hint = (
+                f"it redirects to {response.headers.get('Location', '?')[:200]!r}; set "
+                "FACTPULSE_TASKS['BASE_URL'] to the final address."
+            )
+        elif status >= 500 or status in _TRANSIENT_STATUSES:
             error, hint = TransientError, "FactPulse is busy or failing; polling will retry."
         elif status in (401, 403):
             error = AuthenticationError
@@ -155,3 +192,15 @@ class FactPulseClient:
             status=status,
             retry_after=retry_after,
         )
+
+
+def _interrupt(response: requests.Response) -> None:
+    """Unblock a read in progress on ``response`` by shutting its socket down."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    response.close()

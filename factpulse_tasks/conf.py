@@ -7,11 +7,15 @@ Every key but ``BASE_URL`` and the credentials is optional; the defaults are in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
 
 from .exceptions import ConfigurationError
+
+HOUR = 3600.0
+DAY = 24 * HOUR
 
 DEFAULTS: dict[str, Any] = {
     "BASE_URL": "",
@@ -56,11 +60,17 @@ class Settings:
             raise ConfigurationError(f"FACTPULSE_TASKS['{key}'] must be a string.")
         return value
 
-    def _number(self, key: str, *, minimum: float, allow_equal: bool = False) -> float:
+    def _number(
+        self, key: str, *, minimum: float, maximum: float, allow_equal: bool = False
+    ) -> float:
         value = self._get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigurationError(
                 f"FACTPULSE_TASKS['{key}'] must be a number, not {type(value).__name__}."
+            )
+        if not math.isfinite(value) or value > maximum:
+            raise ConfigurationError(
+                f"FACTPULSE_TASKS['{key}'] must be a finite number of at most {maximum:g}."
             )
         if value < minimum or (value == minimum and not allow_equal):
             comparison = "at least" if allow_equal else "greater than"
@@ -69,11 +79,15 @@ class Settings:
             )
         return float(value)
 
-    def _integer(self, key: str, *, minimum: int) -> int:
+    def _integer(self, key: str, *, minimum: int, maximum: int) -> int:
         value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not minimum <= value <= maximum
+        ):
             raise ConfigurationError(
-                f"FACTPULSE_TASKS['{key}'] must be a whole number of at least {minimum}."
+                f"FACTPULSE_TASKS['{key}'] must be a whole number from {minimum} to {maximum}."
             )
         return value
 
@@ -100,32 +114,38 @@ class Settings:
                 "FACTPULSE_TASKS['API_KEY'] is not set; FactPulse needs it in the "
                 "X-API-Key header."
             )
+        if not (value.isascii() and value.isprintable()):
+            # Never quote the value: it is a secret.
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['API_KEY'] holds characters an HTTP header cannot carry; "
+                "copy the key again from FactPulse."
+            )
         return value
 
     @property
     def CONNECT_TIMEOUT(self) -> float:
-        return self._number("CONNECT_TIMEOUT", minimum=0)
+        return self._number("CONNECT_TIMEOUT", minimum=0, maximum=HOUR)
 
     @property
     def READ_TIMEOUT(self) -> float:
-        return self._number("READ_TIMEOUT", minimum=0)
+        return self._number("READ_TIMEOUT", minimum=0, maximum=HOUR)
 
     @property
     def MAX_RESPONSE_BYTES(self) -> int:
-        return self._integer("MAX_RESPONSE_BYTES", minimum=1024)
+        return self._integer("MAX_RESPONSE_BYTES", minimum=1024, maximum=2**31)
 
     @property
     def POLL_INTERVAL(self) -> float:
         # 0 means "at the next cycle"; handy in tests, wasteful in production.
-        return self._number("POLL_INTERVAL", minimum=0, allow_equal=True)
+        return self._number("POLL_INTERVAL", minimum=0, maximum=DAY, allow_equal=True)
 
     @property
     def POLL_BACKOFF(self) -> float:
-        return self._number("POLL_BACKOFF", minimum=1, allow_equal=True)
+        return self._number("POLL_BACKOFF", minimum=1, maximum=100, allow_equal=True)
 
     @property
     def POLL_MAX_INTERVAL(self) -> float:
-        value = self._number("POLL_MAX_INTERVAL", minimum=0, allow_equal=True)
+        value = self._number("POLL_MAX_INTERVAL", minimum=0, maximum=DAY, allow_equal=True)
         try:
             first = self.POLL_INTERVAL
         except ConfigurationError:
@@ -139,15 +159,15 @@ class Settings:
 
     @property
     def TASK_TIMEOUT(self) -> float:
-        return self._number("TASK_TIMEOUT", minimum=0)
+        return self._number("TASK_TIMEOUT", minimum=0, maximum=366 * DAY)
 
     @property
     def BATCH_SIZE(self) -> int:
-        return self._integer("BATCH_SIZE", minimum=1)
+        return self._integer("BATCH_SIZE", minimum=1, maximum=10_000)
 
     @property
     def LEASE_SECONDS(self) -> float:
-        return self._number("LEASE_SECONDS", minimum=0)
+        return self._number("LEASE_SECONDS", minimum=0, maximum=DAY)
 
     @property
     def STORAGE(self) -> str:

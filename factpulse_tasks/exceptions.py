@@ -21,6 +21,10 @@ class InvalidTaskId(FactPulseError, ValueError):
     """A task id is empty, too long, or holds characters a FactPulse id never has."""
 
 
+class InvalidTrackingData(FactPulseError, ValueError):
+    """The reference or metadata given to ``track()`` cannot be stored as they are."""
+
+
 class TaskKindMismatch(FactPulseError, ValueError):
     """The task id is already tracked with another kind."""
 

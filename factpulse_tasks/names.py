@@ -6,12 +6,19 @@ held to a short list of characters before they are used.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from typing import Any
 
-from .exceptions import InvalidTaskId
+from .exceptions import InvalidTaskId, InvalidTrackingData
 
 TASK_ID_MAX_LENGTH = 64
+REFERENCE_MAX_LENGTH = 255
+# What PostgreSQL refuses in text and JSON: NUL, and halves of surrogate pairs;
+# the second pattern finds them escaped in JSON text.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+ESCAPED_UNSTORABLE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FILENAME_MAX_LENGTH = 100
@@ -39,6 +46,45 @@ def validate_task_id(task_id: object) -> str:
             "never has; expected letters, digits, '-' and '_' only, like a UUID."
         )
     return task_id
+
+
+def validate_reference(reference: object) -> str:
+    """Return ``reference`` if it can be stored: text of at most 255 characters."""
+    if not isinstance(reference, str):
+        raise InvalidTrackingData(
+            f"The reference must be a string, not {type(reference).__name__}."
+        )
+    if len(reference) > REFERENCE_MAX_LENGTH:
+        raise InvalidTrackingData(
+            f"The reference is {len(reference)} characters long; at most "
+            f"{REFERENCE_MAX_LENGTH} are kept."
+        )
+    if UNSTORABLE.search(reference):
+        raise InvalidTrackingData(
+            "The reference holds a NUL character or half of a surrogate pair, which "
+            "databases cannot store."
+        )
+    return reference
+
+
+def validate_metadata(metadata: object) -> dict[str, Any]:
+    """Return ``metadata`` (``None`` gives ``{}``) if it is a dict any database stores as JSON."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidTrackingData(
+            f"The metadata must be a dict of JSON values, not {type(metadata).__name__}."
+        )
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTrackingData(f"The metadata is not storable as JSON: {exc}.") from exc
+    if ESCAPED_UNSTORABLE.search(text):
+        raise InvalidTrackingData(
+            "The metadata holds a NUL character or half of a surrogate pair, which "
+            "databases cannot store."
+        )
+    return metadata
 
 
 def safe_filename(name: object, default: str = "document") -> str:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import PayloadError
+from .names import ESCAPED_UNSTORABLE, UNSTORABLE
 
 RUNNING_STATES = frozenset({"STARTED", "RETRY"})
 
 MALFORMED = "MALFORMED_RESPONSE"
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_CONTAINERS = 200_000
+MAX_DEPTH = 64
 INVALID_RESULT = "INVALID_RESULT"
 
 # Names of the fields we read, spelled as in the reference schemas.
@@ -96,18 +97,24 @@ def canonical(obj: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:
-    """Decode a status answer body; it must be a JSON object.
+    """Decode a status answer body: UTF-8 JSON whose top level is an object.
 
     ``NaN`` and infinite numbers are refused (they are not JSON and no database
-    stores them); NUL characters and lone surrogates in strings are replaced by
-    U+FFFD so that the text can be stored anywhere.
+    stores them), and so are answers with more than :data:`MAX_CONTAINERS`
+    objects and arrays or nested deeper than :data:`MAX_DEPTH`, which no
+    FactPulse result comes near and which would cost far more memory than their
+    size. Escaped NUL characters and lone surrogates are replaced by U+FFFD so
+    that the text can be stored anywhere.
     """
+    if raw.count(b"{") + raw.count(b"[") > MAX_CONTAINERS:
+        raise _too_complex(f"more than {MAX_CONTAINERS} objects and arrays")
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
         preview = raw[:60].decode("utf-8", "replace")
         raise PayloadError(
-            f"FactPulse answered with a body that is not JSON (starts with {preview!r}).",
+            f"FactPulse answered with a body that is not UTF-8 JSON (starts with {preview!r}).",
             code=MALFORMED,
             final=False,
         ) from exc
@@ -117,7 +124,36 @@ def decode_json(raw: bytes) -> dict[str, Any]:
             code=MALFORMED,
             final=False,
         )
-    return scrub(value)
+    if _depth(value) > MAX_DEPTH:
+        raise _too_complex(f"nesting deeper than {MAX_DEPTH} levels")
+    if ESCAPED_UNSTORABLE.search(text):
+        value = scrub(value)
+    return value
+
+
+def _too_complex(what: str) -> PayloadError:
+    return PayloadError(
+        f"FactPulse answered with {what}; no task result looks like that.",
+        code="RESPONSE_TOO_COMPLEX",
+        final=True,
+    )
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _refuse_constant(name: str) -> float:
@@ -134,7 +170,7 @@ def _finite_float(text: str) -> float:
 def scrub(value: Any) -> Any:
     """Replace NUL characters and lone surrogates in every string of ``value``."""
     if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
+        return UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, list):
         return [scrub(item) for item in value]
     if isinstance(value, dict):
@@ -149,6 +185,8 @@ def parse_status(body: Mapping[str, Any], parse_result: ResultParser) -> StatusU
     ``result.status`` is ``SUCCESS``; business errors are read here, the same
     way for every kind. Raises :class:`PayloadError`.
     """
+    if not isinstance(body, Mapping):
+        raise PayloadError("The status answer is not a JSON object.", code=MALFORMED, final=False)
     envelope = canonical(body, ENVELOPE_FIELDS)
     status = envelope.get("status")
     if not isinstance(status, str) or not status:

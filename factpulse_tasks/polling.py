@@ -25,11 +25,13 @@ from .conf import app_settings
 from .exceptions import (
     AuthenticationError,
     EndpointNotFound,
+    FactPulseError,
     PayloadError,
     TransportError,
 )
 from .kinds import get_kind
 from .models import Artifact, FactPulseTask, artifact_storage, artifact_upload_to
+from .names import safe_filename
 from .payloads import MALFORMED, Failure, File, StatusUpdate, Success, Waiting, parse_status
 from .querysets import UNFINISHED_STATES
 from .signals import task_finished
@@ -77,10 +79,11 @@ def poll_due(
         own_client = client is None
         client = client or FactPulseClient.from_settings()
         try:
-            # Stop before the claim runs out: past it another worker may take the rest.
-            deadline = started + app_settings.LEASE_SECONDS * 0.8
+            # Start a poll only if it can end before the claim does: past it another
+            # worker may take the task. The first one always goes, or nothing would.
+            lease_end = started + app_settings.LEASE_SECONDS
             for task in tasks:
-                if time.monotonic() > deadline:
+                if report.polled and time.monotonic() + client.longest_call > lease_end:
                     logger.warning("Polling cycle stopped at the end of its lease; "
                                    "the tasks left come back when the lease ends.")
                     break
@@ -133,6 +136,9 @@ def _poll_safely(task: FactPulseTask, client: FactPulseClient) -> str:
     except Exception as exc:
         logger.exception("Unexpected error while polling FactPulse task %s", task.task_id)
         try:
+            # Our own errors never carry secrets; others are named, not quoted.
+            if not isinstance(exc, FactPulseError):
+                exc = RuntimeError(f"Unexpected {type(exc).__name__}; the traceback is in the log.")
             return record_error(task, exc)
         except Exception:
             logger.exception("Could not record the error of FactPulse task %s", task.task_id)
@@ -285,7 +291,7 @@ def _succeed(task: FactPulseTask, now: datetime, update: Success) -> str:
                     task=task,
                     role=file.role,
                     file=name,
-                    filename=file.filename[:255],
+                    filename=safe_filename(file.filename),
                     content_type=file.content_type,
                     size=len(file.content),
                     sha256=hashlib.sha256(file.content).hexdigest(),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from .exceptions import TaskKindMismatch
 from .kinds import get_kind
-from .names import validate_task_id
+from .names import validate_metadata, validate_reference, validate_task_id
 
 if TYPE_CHECKING:
     from .models import FactPulseTask
@@ -47,15 +47,15 @@ class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
         Idempotent: the same id again returns the existing row unchanged.
         Raises :class:`~factpulse_tasks.exceptions.InvalidTaskId` for an id that
         is not UUID-like, :class:`~factpulse_tasks.exceptions.UnknownKind` for an
-        unknown kind, and :class:`~factpulse_tasks.exceptions.TaskKindMismatch`
-        when the id is already tracked with another kind.
+        unknown kind, :class:`~factpulse_tasks.exceptions.InvalidTrackingData`
+        for a reference or metadata that cannot be stored as given, and
+        :class:`~factpulse_tasks.exceptions.TaskKindMismatch` when the id is
+        already tracked with another kind.
         """
         validate_task_id(task_id)
         get_kind(kind)
-        if not isinstance(reference, str):
-            raise TypeError("reference must be a string.")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise TypeError("metadata must be a dict of JSON values, or None.")
+        validate_reference(reference)
+        validate_metadata(metadata)
         defaults = {
             "kind": kind,
             "reference": reference,

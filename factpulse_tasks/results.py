@@ -57,9 +57,12 @@ def _check(result: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
     return value
 
 
+_NO_WHITESPACE = dict.fromkeys(map(ord, " \t\r\n\f\v"))
+
+
 def decode_base64(value: str, name: str) -> bytes:
     """Decode strict base64 (line breaks allowed); raise :class:`PayloadError` otherwise."""
-    compact = "".join(value.split())
+    compact = value.translate(_NO_WHITESPACE)
     try:
         return base64.b64decode(compact.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
@@ -93,7 +96,8 @@ def _xml(result: Mapping[str, Any], filename: str) -> File | None:
     if text is None:
         return None
     stem = filename.rsplit(".", 1)[0] if "." in filename else filename
-    return File("xml", f"{stem or 'invoice'}.xml", text.encode("utf-8"), "application/xml")
+    content = text.encode("utf-8", "replace")  # a lone surrogate cannot be encoded
+    return File("xml", f"{stem or 'invoice'}.xml", content, "application/xml")
 
 
 def parse_generation(raw: dict[str, Any]) -> Success:

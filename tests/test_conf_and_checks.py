@@ -62,6 +62,12 @@ def test_e003_api_key_missing(settings: Any) -> None:
         ("TASK_TIMEOUT", 0),
         ("READ_TIMEOUT", None),
         ("MAX_RESPONSE_BYTES", 10),
+        ("TASK_TIMEOUT", float("inf")),
+        ("TASK_TIMEOUT", float("nan")),
+        ("TASK_TIMEOUT", 1e12),
+        ("LEASE_SECONDS", 1e13),
+        ("READ_TIMEOUT", float("nan")),
+        ("BATCH_SIZE", 10**9),
         ("UPLOAD_PREFIX", "../outside"),
         ("UPLOAD_PREFIX", "x" * 61),
         ("STORAGE", ""),
@@ -79,6 +85,21 @@ def test_e004_bad_value_names_the_key(settings: Any, key: str, value: Any) -> No
 def test_e004_max_interval_below_first_interval(settings: Any) -> None:
     settings.FACTPULSE_TASKS = {**GOOD, "POLL_INTERVAL": 10, "POLL_MAX_INTERVAL": 5}
     assert [m.id for m in check_settings()] == ["factpulse_tasks.E004"]
+
+
+@pytest.mark.parametrize("key", ["clé-€-42", "line\nbreak", "tab\tkey"])
+def test_e003_api_key_a_header_cannot_carry(settings: Any, key: str) -> None:
+    settings.FACTPULSE_TASKS = {**GOOD, "API_KEY": key}
+    messages = check_settings()
+    assert [m.id for m in messages] == ["factpulse_tasks.E003"]
+    assert key.strip() not in messages[0].msg
+
+
+def test_w002_lease_shorter_than_one_slow_call(settings: Any) -> None:
+    settings.FACTPULSE_TASKS = {**GOOD, "LEASE_SECONDS": 30, "READ_TIMEOUT": 30}
+    messages = check_settings()
+    assert [m.id for m in messages] == ["factpulse_tasks.W002"]
+    assert "LEASE_SECONDS" in messages[0].msg
 
 
 def test_e005_storage_not_in_storages(settings: Any) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from factpulse_tasks.exceptions import InvalidTaskId, TaskKindMismatch, UnknownKind
+from factpulse_tasks.exceptions import (
+    InvalidTaskId,
+    InvalidTrackingData,
+    TaskKindMismatch,
+    UnknownKind,
+)
 from factpulse_tasks.models import FactPulseTask
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +76,25 @@ def test_queryset_helpers_split_finished_from_unfinished(task_id: str) -> None:
     FactPulseTask.objects.track(task_id, "status")
     assert FactPulseTask.objects.unfinished().count() == 1
     assert FactPulseTask.objects.finished().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reference": "x" * 256}, "256 characters"),
+        ({"reference": "FA\x00001"}, "NUL"),
+        ({"reference": "FA-\ud800"}, "surrogate"),
+        ({"reference": 42}, "string"),
+        ({"metadata": {"note": "a\x00b"}}, "NUL"),
+        ({"metadata": {"note": "a\ud800b"}}, "surrogate"),
+        ({"metadata": {"amount": float("nan")}}, "JSON"),
+        ({"metadata": {"when": object()}}, "JSON"),
+        ({"metadata": ["not", "a", "dict"]}, "dict"),
+    ],
+)
+def test_reference_and_metadata_that_no_database_stores_are_refused(
+    task_id: str, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidTrackingData, match=message):
+        FactPulseTask.objects.track(task_id, "generation", **kwargs)  # type: ignore[arg-type]
+    assert not FactPulseTask.objects.exists()
