@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,21 +26,19 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_demo_finishes_every_task_with_verified_files_and_one_signal_each(
-    tmp_path: Path,
-) -> None:
+def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FACTPULSE_"))}
-    env.update(DATABASE_URL=database_url(tmp_path), MEDIA_ROOT=str(tmp_path / "media"))
+    env.update(DATABASE_URL=database_url(tmp_path), MEDIA_ROOT=str(tmp_path / "media"), **extra)
     if "postgres" in env["DATABASE_URL"]:
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
-                        "DROP DATABASE IF EXISTS factpulse_demo_check"], check=True)
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
-                        "CREATE DATABASE factpulse_demo_check"], check=True)
+        for sql in ("DROP DATABASE IF EXISTS factpulse_demo_check",
+                    "CREATE DATABASE factpulse_demo_check"):
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
     migrate = manage("migrate", "--noinput", env=env)
     assert migrate.returncode == 0, migrate.stderr
-    demo = manage("factpulse_demo", env=env)
-    assert demo.returncode == 0, demo.stderr
-    out = demo.stdout
+    return env
+
+
+def check_demo_output(out: str, tmp_path: Path) -> None:
     assert "Every artifact matches what FactPulse sent; every signal was sent once." in out
     assert "States: failed 2, succeeded 6" in out
     assert len(re.findall(r"Factur-X PDF, factur-x\.xml \(en16931\)", out)) == 3
@@ -47,3 +46,27 @@ def test_demo_finishes_every_task_with_verified_files_and_one_signal_each(
     assert "MISMATCH" not in out
     stored = sorted(p.suffix for p in (tmp_path / "media").rglob("*") if p.is_file())
     assert stored == [".pdf", ".pdf", ".pdf", ".xml", ".xml", ".xml"]
+
+
+def test_demo_finishes_every_task_with_verified_files_and_one_signal_each(
+    tmp_path: Path,
+) -> None:
+    demo = manage("factpulse_demo", env=demo_env(tmp_path))
+    assert demo.returncode == 0, demo.stderr
+    assert "Celery: in-process" in demo.stdout
+    check_demo_output(demo.stdout, tmp_path)
+
+
+def test_demo_with_redis_runs_a_real_worker_and_beat(tmp_path: Path) -> None:
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/13"
+    client = redis.Redis.from_url(url)
+    client.ping()  # Redis must run: make test starts it
+    client.flushdb()
+    demo = manage("factpulse_demo", env=demo_env(tmp_path, CELERY_BROKER_URL=url))
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "Celery: a worker process with beat, broker redis://127.0.0.1:6379/13." in demo.stdout
+    check_demo_output(demo.stdout, tmp_path)
+    # The worker really did the polling: its log line for the scripted 503 is there.
+    assert "ForkPoolWorker" in demo.stderr and "HTTP 503" in demo.stderr
+    client.flushdb()
