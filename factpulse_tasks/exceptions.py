@@ -33,6 +33,14 @@ class UnknownKind(FactPulseError, ValueError):
     """The kind is not one the app knows."""
 
 
+class PollInsideTransaction(FactPulseError, RuntimeError):
+    """Polling was asked for inside a database transaction.
+
+    Polling makes network calls and must commit each task on its own, so it
+    refuses to run inside ``atomic()`` (or a request under ``ATOMIC_REQUESTS``).
+    """
+
+
 class PayloadError(FactPulseError):
     """A status answer from FactPulse could not be understood.
 

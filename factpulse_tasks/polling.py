@@ -27,6 +27,7 @@ from .exceptions import (
     EndpointNotFound,
     FactPulseError,
     PayloadError,
+    PollInsideTransaction,
     TransportError,
 )
 from .kinds import get_kind
@@ -69,8 +70,15 @@ def poll_due(
     ``limit`` defaults to ``FACTPULSE_TASKS['BATCH_SIZE']``. An authentication
     or address problem stops the cycle early (every other call would fail the
     same way); the tasks not polled keep their claim and come back after
-    ``LEASE_SECONDS``.
+    ``LEASE_SECONDS``. Raises :class:`PollInsideTransaction` when called inside
+    a database transaction.
     """
+    if connection.in_atomic_block:
+        raise PollInsideTransaction(
+            "poll_due() makes network calls and commits each task on its own; call it "
+            "outside transaction.atomic() (and outside ATOMIC_REQUESTS views). In tests, "
+            "use pytest-django's transactional_db or django_db(transaction=True)."
+        )
     started = time.monotonic()
     report = CycleReport()
     tasks = claim_due(now=now, limit=limit)

@@ -1,7 +1,9 @@
 """Signals sent when a FactPulse task reaches a final state.
 
-Each is sent exactly once per task, after the change of state is committed,
-whether the task succeeded, failed or expired. Arguments, for all of them:
+Each is sent once per task, after the change of state is committed, whether
+the task succeeded, failed or expired; a finished task never changes again, so
+it is never sent twice. (A process that dies between the commit and the
+sending does not send it.) Arguments, for all of them:
 
 - ``sender``: the :class:`~factpulse_tasks.models.FactPulseTask` class;
 - ``task``: the finished :class:`~factpulse_tasks.models.FactPulseTask`; look at

@@ -491,3 +491,20 @@ def test_cycle_stops_before_its_lease_runs_out(fake: FakeFactPulse, settings: An
     left = FactPulseTask.objects.unfinished()
     assert left.count() == 4 - report.succeeded
     assert all(t.poll_count == 0 for t in left)
+
+
+def test_polling_refuses_to_run_inside_a_transaction(
+    fake: FakeFactPulse, task_id: str, signal_log: SignalLog
+) -> None:
+    from django.db import transaction
+
+    from factpulse_tasks.exceptions import PollInsideTransaction
+
+    fake.script(task_id, answers.signature_success())
+    FactPulseTask.objects.track(task_id, "signature")
+    with pytest.raises(PollInsideTransaction, match="transactional_db"), transaction.atomic():
+        poll_due()
+    assert fake.status_calls(task_id) == 0
+    assert not list(Path(django_settings.MEDIA_ROOT).rglob("*.*"))
+    drive()
+    assert signal_log.names_for(task_id) == ["signature_finished", "task_finished"]
