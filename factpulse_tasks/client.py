@@ -119,7 +119,9 @@ class FactPulseClient:
         """The most seconds one call can take: connecting, then the whole answer."""
         return self.timeout[0] + 2 * self.timeout[1]
 
-    def _read_capped(self, response: requests.Response, path: str, started: float) -> bytes:
+    def _read_capped(
+        self, response: requests.Response, path: str, started: float
+    ) -> bytearray:
         declared = response.headers.get("Content-Length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > self.max_response_bytes:
             raise self._too_large(path, int(declared))
@@ -153,7 +155,7 @@ class FactPulseClient:
             raise
         finally:
             watchdog.cancel()
-        return bytes(body)
+        return body  # not copied to bytes: a 67 MB answer would be held twice
 
     def _too_large(self, path: str, size: int) -> PayloadError:
         return PayloadError(

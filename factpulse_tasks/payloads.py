@@ -21,7 +21,10 @@ from .names import ESCAPED_UNSTORABLE, UNSTORABLE
 RUNNING_STATES = frozenset({"STARTED", "RETRY"})
 
 MALFORMED = "MALFORMED_RESPONSE"
-MAX_CONTAINERS = 200_000
+# Bounds on the shape of an answer. Each JSON value costs tens of bytes of
+# memory once decoded, so a few megabytes of "[{},{},...]" could cost gigabytes;
+# real results have a few hundred values and their files are long strings.
+MAX_VALUES = 1_000_000
 MAX_DEPTH = 64
 INVALID_RESULT = "INVALID_RESULT"
 
@@ -96,18 +99,19 @@ def canonical(obj: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def decode_json(raw: bytes) -> dict[str, Any]:
+def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
     """Decode a status answer body: UTF-8 JSON whose top level is an object.
 
     ``NaN`` and infinite numbers are refused (they are not JSON and no database
-    stores them), and so are answers with more than :data:`MAX_CONTAINERS`
-    objects and arrays or nested deeper than :data:`MAX_DEPTH`, which no
-    FactPulse result comes near and which would cost far more memory than their
-    size. Escaped NUL characters and lone surrogates are replaced by U+FFFD so
-    that the text can be stored anywhere.
+    stores them), and so are answers with more than about :data:`MAX_VALUES`
+    values or nested deeper than :data:`MAX_DEPTH`, which no FactPulse result
+    comes near and which would cost far more memory than their size. Escaped
+    NUL characters and lone surrogates are replaced by U+FFFD so that the text
+    can be stored anywhere.
     """
-    if raw.count(b"{") + raw.count(b"[") > MAX_CONTAINERS:
-        raise _too_complex(f"more than {MAX_CONTAINERS} objects and arrays")
+    # Commas and brackets, even inside strings, over-count values: a safe bound.
+    if raw.count(b",") + raw.count(b"{") + raw.count(b"[") > MAX_VALUES:
+        raise _too_complex(f"more than {MAX_VALUES} values")
     try:
         text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from factpulse_tasks.models import FactPulseTask
-from factpulse_tasks.payloads import MAX_CONTAINERS, MAX_DEPTH
+from factpulse_tasks.payloads import MAX_DEPTH, MAX_VALUES
 from factpulse_tasks.polling import poll_due
 from factpulse_tasks.testing import FakeFactPulse, answers
 from tests.conftest import API_KEY, drive
@@ -167,9 +167,11 @@ def test_content_length_with_unicode_digits_is_read_normally(
         b'{"status": "SUCCESS", "result": {"status": "SUCCESS", "x": '
         + b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5) + b"}}",
         b'{"status": "SUCCESS", "result": {"status": "SUCCESS", "x": ['
-        + b"{}," * MAX_CONTAINERS + b"{}]}}",
+        + b"{}," * MAX_VALUES + b"{}]}}",
+        b'{"status": "SUCCESS", "result": {"status": "SUCCESS", "x": ['
+        + b"0," * MAX_VALUES + b"0]}}",
     ],
-    ids=["too-deep", "too-many-containers"],
+    ids=["too-deep", "too-many-objects", "too-many-numbers"],
 )
 def test_answer_too_complex_for_any_result_fails_the_task(
     fake: FakeFactPulse, task_id: str, body: bytes
