@@ -114,6 +114,8 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
 
     On PostgreSQL rows locked by another worker are skipped, so two workers
     never poll the same task at once; a worker that dies only delays its tasks.
+    Without ``SKIP LOCKED`` (SQLite) each row is taken with a compare-and-set on
+    its next poll time, one query per row.
     """
     now = now or timezone.now()
     limit = limit or app_settings.BATCH_SIZE
