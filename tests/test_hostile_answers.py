@@ -183,15 +183,6 @@ def test_answer_too_complex_for_any_result_fails_the_task(
     assert (task.state, task.error_code) == (State.FAILED, "RESPONSE_TOO_COMPLEX")
 
 
-def test_utf16_body_is_malformed_and_retried(fake: FakeFactPulse, task_id: str) -> None:
-    fake.script(task_id, answers.raw(json.dumps({"status": "PENDING"}).encode("utf-16")))
-    FactPulseTask.objects.track(task_id, "status")
-    report = poll_due()
-    task = FactPulseTask.objects.get(task_id=task_id)
-    assert (report.errors, task.state) == (1, State.PENDING)
-    assert "not UTF-8 JSON" in task.last_error
-
-
 def test_file_name_with_control_characters_is_stored_safe_and_downloads(
     fake: FakeFactPulse, task_id: str, client: Client
 ) -> None:

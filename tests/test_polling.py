@@ -179,6 +179,8 @@ TRANSIENT = {
     "truncated-json": lambda: answers.raw(b'{"taskId": "x", "status": "SUC'),
     "json-list": lambda: answers.raw(b'["SUCCESS"]'),
     "no-status": lambda: answers.raw(b'{"result": null}'),
+    "utf-16": lambda: answers.raw('{"status": "PENDING"}'.encode("utf-16")),
+    "nan": lambda: answers.raw(b'{"status": "PENDING", "eta": NaN}'),
 }
 
 
