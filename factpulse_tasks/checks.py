@@ -46,7 +46,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     try:
-        longest_call = app_settings.CONNECT_TIMEOUT + 2 * app_settings.READ_TIMEOUT
+        longest_call = app_settings.TOTAL_TIMEOUT
         lease = app_settings.LEASE_SECONDS
     except ConfigurationError:
         pass  # reported above
@@ -55,9 +55,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             messages.append(
                 Warning(
                     f"FACTPULSE_TASKS['LEASE_SECONDS'] ({lease:g}) is shorter than one slow "
-                    f"status call (CONNECT_TIMEOUT + 2 x READ_TIMEOUT = {longest_call:g} s); "
-                    "each cycle will poll a single task.",
-                    hint="Raise LEASE_SECONDS or lower the timeouts.",
+                    f"status call (TOTAL_TIMEOUT, {longest_call:g} s); each cycle will poll "
+                    "a single task.",
+                    hint="Raise LEASE_SECONDS or lower TOTAL_TIMEOUT.",
                     id="factpulse_tasks.W002",
                 )
             )

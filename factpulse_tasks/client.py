@@ -63,12 +63,14 @@ class FactPulseClient:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        total_timeout: float = 120.0,
         max_response_bytes: int = 128 * 1024 * 1024,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
+        self.total_timeout = total_timeout
         self.max_response_bytes = max_response_bytes
         self.session = session or requests.Session()
 
@@ -80,6 +82,7 @@ class FactPulseClient:
             app_settings.API_KEY,
             connect_timeout=app_settings.CONNECT_TIMEOUT,
             read_timeout=app_settings.READ_TIMEOUT,
+            total_timeout=app_settings.TOTAL_TIMEOUT,
             max_response_bytes=app_settings.MAX_RESPONSE_BYTES,
         )
 
@@ -90,9 +93,43 @@ class FactPulseClient:
         self.session.close()
 
     def get_json(self, path: str) -> dict[str, Any]:
-        """GET ``path`` (relative to the base URL) and return the decoded JSON object."""
-        url = f"{self.base_url}{path}"
-        started = time.monotonic()
+        """GET ``path`` (relative to the base URL) and return the decoded JSON object.
+
+        The whole call, headers and body, must end within ``total_timeout``
+        seconds: the timeouts of ``requests`` bound each read, not the sum, so a
+        server sending a byte now and then could otherwise hold a poll for ever.
+        Past the deadline the call is abandoned (its socket is shut down when it
+        can be reached) and :class:`TransientError` is raised.
+        """
+        outcome: dict[str, Any] = {}
+        responses: list[requests.Response] = []
+
+        def fetch() -> None:
+            try:
+                outcome["body"] = self._fetch(path, responses)
+            except BaseException as exc:  # handed over to the calling thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=fetch, name="factpulse-fetch", daemon=True)
+        worker.start()
+        worker.join(self.total_timeout)
+        if worker.is_alive():
+            for response in responses:
+                _interrupt(response)
+            raise TransientError(
+                f"FactPulse took more than {self.total_timeout:g} s to answer {path}; "
+                "polling will retry."
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        return decode_json(outcome["body"])
+
+    @property
+    def longest_call(self) -> float:
+        """The most seconds one call can take."""
+        return self.total_timeout
+
+    def _fetch(self, path: str, responses: list[requests.Response]) -> bytearray:
         headers = {
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
@@ -101,7 +138,8 @@ class FactPulseClient:
         try:
             # No redirects: the API key must never travel to another address.
             response = self.session.get(
-                url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False
+                f"{self.base_url}{path}", headers=headers, timeout=self.timeout, stream=True,
+                allow_redirects=False,
             )
         except requests.Timeout as exc:
             raise TransientError(f"FactPulse did not answer in time ({path}).") from exc
@@ -109,52 +147,26 @@ class FactPulseClient:
             raise TransientError(
                 f"Could not reach FactPulse ({type(exc).__name__} on {path})."
             ) from exc
+        responses.append(response)
         with response:
             self._raise_for_status(response, path)
-            body = self._read_capped(response, path, started)
-        return decode_json(body)
+            return self._read_capped(response, path)
 
-    @property
-    def longest_call(self) -> float:
-        """The most seconds one call can take: connecting, then the whole answer."""
-        return self.timeout[0] + 2 * self.timeout[1]
-
-    def _read_capped(
-        self, response: requests.Response, path: str, started: float
-    ) -> bytearray:
+    def _read_capped(self, response: requests.Response, path: str) -> bytearray:
         declared = response.headers.get("Content-Length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > self.max_response_bytes:
-            raise self._too_large(path, int(declared))
-        # The read timeout bounds each read; this bounds the whole answer, so a
-        # server trickling bytes cannot hold a poll past its lease: at the
-        # deadline the connection is closed under the blocked read.
-        limit = self.timeout[0] + self.timeout[1]
-        watchdog = threading.Timer(
-            max(0.0, started + limit - time.monotonic()), _interrupt, args=(response,)
-        )
-        watchdog.daemon = True
-        watchdog.start()
+        if declared.isascii() and declared.isdigit() and len(declared) < 19:
+            if int(declared) > self.max_response_bytes:
+                raise self._too_large(path, int(declared))
         body = bytearray()
         try:
             for chunk in response.iter_content(_CHUNK):
                 body += chunk
                 if len(body) > self.max_response_bytes:
                     raise self._too_large(path, len(body))
-        except PayloadError:
-            raise
-        except Exception as exc:
-            if time.monotonic() - started >= limit:
-                raise TransientError(
-                    f"FactPulse took more than {limit:g} s to send the answer for {path}; "
-                    "polling will retry."
-                ) from exc
-            if isinstance(exc, requests.RequestException):
-                raise TransientError(
-                    f"The answer from FactPulse was cut off ({type(exc).__name__} on {path})."
-                ) from exc
-            raise
-        finally:
-            watchdog.cancel()
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"The answer from FactPulse was cut off ({type(exc).__name__} on {path})."
+            ) from exc
         return body  # not copied to bytes: a 67 MB answer would be held twice
 
     def _too_large(self, path: str, size: int) -> PayloadError:
@@ -205,4 +217,3 @@ def _interrupt(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-    response.close()

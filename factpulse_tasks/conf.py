@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds to wait for a connection, and for each read of an answer.
     "CONNECT_TIMEOUT": 5.0,
     "READ_TIMEOUT": 30.0,
+    # Seconds for a whole status call, answer included: 67 MB (a 50 MB PDF in
+    # base64) at 1 MB/s fits.
+    "TOTAL_TIMEOUT": 120.0,
     # Largest status answer read, in bytes; a 50 MB PDF is about 67 MB in base64.
     "MAX_RESPONSE_BYTES": 128 * 1024 * 1024,
     # Polling schedule: first delay, growth factor per poll, and the cap.
@@ -33,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "TASK_TIMEOUT": 3600.0,
     # How many due tasks one cycle claims, and how long the claim holds them.
     "BATCH_SIZE": 100,
-    "LEASE_SECONDS": 120.0,
+    "LEASE_SECONDS": 300.0,
     # Where artifacts are stored: a key of settings.STORAGES and a path prefix.
     "STORAGE": "default",
     "UPLOAD_PREFIX": "factpulse_tasks",
@@ -129,6 +132,10 @@ class Settings:
     @property
     def READ_TIMEOUT(self) -> float:
         return self._number("READ_TIMEOUT", minimum=0, maximum=HOUR)
+
+    @property
+    def TOTAL_TIMEOUT(self) -> float:
+        return self._number("TOTAL_TIMEOUT", minimum=0, maximum=HOUR)
 
     @property
     def MAX_RESPONSE_BYTES(self) -> int:
