@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,13 @@ MALFORMED = "MALFORMED_RESPONSE"
 # Bounds on the shape of an answer. Each JSON value costs tens of bytes of
 # memory once decoded, so a few megabytes of "[{},{},...]" could cost gigabytes;
 # real results have a few hundred values and their files are long strings.
-MAX_VALUES = 1_000_000
+MAX_TOKENS = 2_000_000
 MAX_DEPTH = 64
+# Longest error message, and most AFNOR details, kept from one answer.
+MAX_MESSAGE_LENGTH = 10_000
+MAX_DETAILS = 1_000
+# Strings, commas and openings of objects and arrays: a value is at most two.
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[,\[{]')
 INVALID_RESULT = "INVALID_RESULT"
 
 # Names of the fields we read, spelled as in the reference schemas.
@@ -103,19 +109,21 @@ def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
     """Decode a status answer body: UTF-8 JSON whose top level is an object.
 
     ``NaN`` and infinite numbers are refused (they are not JSON and no database
-    stores them), and so are answers with more than about :data:`MAX_VALUES`
-    values or nested deeper than :data:`MAX_DEPTH`, which no FactPulse result
-    comes near and which would cost far more memory than their size. Escaped
+    stores them), and so are answers with more than :data:`MAX_TOKENS` strings,
+    commas and brackets, or nested deeper than :data:`MAX_DEPTH`, which no
+    FactPulse result comes near and which would cost far more memory than their
+    size. Escaped
     NUL characters and lone surrogates are replaced by U+FFFD so that the text
     can be stored anywhere.
     """
-    # Commas and brackets, even inside strings, over-count values: a safe bound.
-    if raw.count(b",") + raw.count(b"{") + raw.count(b"[") > MAX_VALUES:
-        raise _too_complex(f"more than {MAX_VALUES} values")
+    if _count_tokens(raw) > MAX_TOKENS:
+        raise _too_complex(f"more than {MAX_TOKENS} strings, commas and brackets")
     try:
         text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise _too_complex(f"nesting deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:
         preview = raw[:60].decode("utf-8", "replace")
         raise PayloadError(
             f"FactPulse answered with a body that is not UTF-8 JSON (starts with {preview!r}).",
@@ -133,6 +141,15 @@ def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
     if ESCAPED_UNSTORABLE.search(text):
         value = scrub(value)
     return value
+
+
+def _count_tokens(raw: bytes | bytearray) -> int:
+    """Strings, commas and brackets outside strings, counted up to just past the cap."""
+    count = 0
+    for count, _ in enumerate(_TOKENS.finditer(raw), start=1):  # noqa: B007
+        if count > MAX_TOKENS:
+            break
+    return count
 
 
 def _too_complex(what: str) -> PayloadError:
@@ -235,14 +252,23 @@ def business_error(result: Mapping[str, Any], remote_status: str = "SUCCESS") ->
     error = canonical(result, ERROR_FIELDS)
     code = error.get("errorCode")
     message = error.get("errorMessage")
-    stored = {k: v for k, v in error.items() if k != "traceback"}
+    # Code, message and details have fields of their own; the rest stays in result.
+    rest = {k: v for k, v in error.items() if k not in ("errorCode", "errorMessage", "details")}
+    if isinstance(rest.get("traceback"), str):
+        rest["traceback"] = _clip(rest["traceback"])
     return Failure(
         remote_status,
         code=str(code) if code not in (None, "") else "UNKNOWN_ERROR",
-        message=str(message) if message is not None else "",
+        message=_clip(str(message)) if message is not None else "",
         details=error_details(error.get("details")),
-        result=stored,
+        result=rest,
     )
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_LENGTH:
+        return text
+    return f"{text[:MAX_MESSAGE_LENGTH]}… ({len(text) - MAX_MESSAGE_LENGTH} characters cut)"
 
 
 def _parse_celery_failure(result: Any) -> Failure:
@@ -261,15 +287,24 @@ def _parse_celery_failure(result: Any) -> Failure:
 
 
 def error_details(value: Any) -> list[dict[str, Any]]:
-    """Normalise an AFNOR ``details`` list; entries that are not objects are kept as text."""
+    """Normalise an AFNOR ``details`` list.
+
+    Every entry gets the five AFNOR keys (missing ones are ``None``) and keeps
+    any other key it had; an entry that is not an object is kept as its text in
+    ``reason``. Past :data:`MAX_DETAILS` entries, one last entry says how many
+    were left out.
+    """
     if not isinstance(value, list):
         return []
     details = []
-    for entry in value:
+    for entry in value[:MAX_DETAILS]:
         if isinstance(entry, dict):
             item = canonical(entry, ERROR_DETAIL_FIELDS)
-            details.append({name: item.get(name) for name in ERROR_DETAIL_FIELDS})
+            details.append({**{name: None for name in ERROR_DETAIL_FIELDS}, **item})
         else:
-            details.append({"level": None, "item": None, "reason": str(entry),
+            details.append({"level": None, "item": None, "reason": _clip(str(entry)),
                             "source": None, "code": None})
+    if len(value) > MAX_DETAILS:
+        details.append({"level": "Warning", "item": None, "source": None, "code": None,
+                        "reason": f"{len(value) - MAX_DETAILS} more details not kept."})
     return details

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from factpulse_tasks.models import FactPulseTask
-from factpulse_tasks.payloads import MAX_DEPTH, MAX_VALUES
+from factpulse_tasks.payloads import MAX_DEPTH, MAX_TOKENS
 from factpulse_tasks.polling import poll_due
 from factpulse_tasks.testing import FakeFactPulse, answers
 from tests.conftest import API_KEY, drive
@@ -184,9 +184,9 @@ def test_content_length_with_unicode_digits_is_read_normally(
         b'{"status": "SUCCESS", "result": {"status": "SUCCESS", "x": '
         + b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5) + b"}}",
         b'{"status": "SUCCESS", "result": {"status": "SUCCESS", "x": ['
-        + b"{}," * MAX_VALUES + b"{}]}}",
+        + b"{}," * MAX_TOKENS + b"{}]}}",
         b'{"status": "SUCCESS", "result": {"status": "SUCCESS", "x": ['
-        + b"0," * MAX_VALUES + b"0]}}",
+        + b"0," * MAX_TOKENS + b"0]}}",
     ],
     ids=["too-deep", "too-many-objects", "too-many-numbers"],
 )
