@@ -17,8 +17,9 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import Artifact, FactPulseTask
 
-# Longest JSON shown on a detail page, in characters.
+# Longest JSON shown on a detail page, in characters, and most AFNOR detail rows.
 JSON_DISPLAY_LIMIT = 100_000
+DETAILS_DISPLAY_LIMIT = 1_001
 
 
 def artifact_download_url(artifact: Artifact) -> str:
@@ -96,7 +97,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("error details"))
     def error_details_display(self, task: FactPulseTask) -> SafeString:
-        rows = [d for d in task.error_details or [] if isinstance(d, dict)]
+        rows = [d for d in task.error_details or [] if isinstance(d, dict)][:DETAILS_DISPLAY_LIMIT]
         if not rows:
             return format_html("{}", "-")
         columns = ("level", "item", "reason", "source", "code")

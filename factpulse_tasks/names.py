@@ -77,7 +77,7 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
         )
     try:
         text = json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidTrackingData(f"The metadata is not storable as JSON: {exc}.") from exc
     if ESCAPED_UNSTORABLE.search(text):
         raise InvalidTrackingData(

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -73,7 +74,7 @@ def poll_due(
     ``LEASE_SECONDS``. Raises :class:`PollInsideTransaction` when called inside
     a database transaction.
     """
-    if connection.in_atomic_block:
+    if connections[_database()].in_atomic_block:
         raise PollInsideTransaction(
             "poll_due() makes network calls and commits each task on its own; call it "
             "outside transaction.atomic() (and outside ATOMIC_REQUESTS views). In tests, "
@@ -121,7 +122,8 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
     limit = limit or app_settings.BATCH_SIZE
     lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
     queryset = FactPulseTask.objects.due(now).order_by("next_poll_at", "pk")
-    if not connection.features.has_select_for_update_skip_locked:
+    database = _database()
+    if not connections[database].features.has_select_for_update_skip_locked:
         # No SKIP LOCKED (SQLite): take each row only if nobody moved it since we read it.
         return [
             task
@@ -130,7 +132,7 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
             .unfinished()
             .update(next_poll_at=lease_until)
         ]
-    with transaction.atomic():
+    with transaction.atomic(using=database):
         tasks = list(queryset.select_for_update(skip_locked=True)[:limit])
         if tasks:
             FactPulseTask.objects.filter(pk__in=[t.pk for t in tasks]).update(
@@ -139,10 +141,17 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
     return tasks
 
 
+def _database() -> str:
+    """The database alias tasks are written to (database routers are obeyed)."""
+    return router.db_for_write(FactPulseTask) or "default"
+
+
 def _poll_safely(task: FactPulseTask, client: FactPulseClient) -> str:
     """Poll one task; a bug or a database error on it must not stop the others."""
     try:
         return poll_task(task, client)
+    except SoftTimeLimitExceeded:
+        raise  # Celery asks the whole cycle to stop; the tasks left keep their claim.
     except Exception as exc:
         logger.exception("Unexpected error while polling FactPulse task %s", task.task_id)
         try:
@@ -347,12 +356,13 @@ def _finish(
         poll_count=F("poll_count") + 1,
         last_error="",
     )
-    with transaction.atomic():
+    database = _database()
+    with transaction.atomic(using=database):
         if not _update_unfinished(task, **fields):
             return False
         if artifacts:
             Artifact.objects.bulk_create(artifacts)
-        transaction.on_commit(lambda: _send_finished(task.pk))
+        transaction.on_commit(lambda: _send_finished(task.pk), using=database)
     logger.info("FactPulse task %s %s", task.task_id, state)
     return True
 

@@ -47,19 +47,26 @@ TEMPLATES = [
     }
 ]
 
+# "other" is a second database, for the tests of projects that route the app's
+# tables elsewhere with a database router.
 if os.environ.get("FACTPULSE_TEST_DATABASE", "sqlite") == "postgres":
+    _PG_NAME = os.environ.get("FACTPULSE_TEST_PG_NAME", "factpulse_tasks")
     DATABASES = {
-        "default": {
+        alias: {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": os.environ.get("FACTPULSE_TEST_PG_NAME", "factpulse_tasks"),
+            "NAME": name,
             "USER": os.environ.get("FACTPULSE_TEST_PG_USER", "postgres"),
             "PASSWORD": os.environ.get("FACTPULSE_TEST_PG_PASSWORD", ""),
             "HOST": os.environ.get("FACTPULSE_TEST_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("FACTPULSE_TEST_PG_PORT", "5432"),
         }
+        for alias, name in (("default", _PG_NAME), ("other", f"{_PG_NAME}_other"))
     }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="factpulse-tests-media-")
 STORAGES = {

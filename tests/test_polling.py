@@ -510,3 +510,48 @@ def test_polling_refuses_to_run_inside_a_transaction(
     assert not list(Path(django_settings.MEDIA_ROOT).rglob("*.*"))
     drive()
     assert signal_log.names_for(task_id) == ["signature_finished", "task_finished"]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+def test_tasks_routed_to_another_database_are_polled_there(
+    fake: FakeFactPulse, task_id: str, signal_log: SignalLog, settings: Any
+) -> None:
+    from django.db import connections, transaction
+
+    from factpulse_tasks.exceptions import PollInsideTransaction
+
+    settings.DATABASE_ROUTERS = ["tests.routers.FactPulseTasksElsewhere"]
+    fake.script(task_id, answers.started(), answers.signature_success())
+    FactPulseTask.objects.track(task_id, "signature")
+    assert FactPulseTask.objects.using("default").count() == 0
+    with pytest.raises(PollInsideTransaction), transaction.atomic(using="other"):
+        poll_due()
+    drive()
+    task = FactPulseTask.objects.using("other").get(task_id=task_id)
+    assert task.state == State.SUCCEEDED and task.artifacts.count() == 1
+    assert not connections["other"].in_atomic_block
+    assert signal_log.names_for(task_id) == ["signature_finished", "task_finished"]
+
+
+def test_celery_soft_time_limit_stops_the_cycle_and_keeps_the_claims(
+    fake: FakeFactPulse, settings: Any
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from factpulse_tasks.client import FactPulseClient
+
+    class LimitedClient(FactPulseClient):
+        """Stands for a Celery worker whose soft time limit fires during the first call."""
+
+        def get_json(self, path: str) -> dict[str, Any]:
+            raise SoftTimeLimitExceeded()
+
+    for n in range(3):
+        FactPulseTask.objects.track(f"soft-{n}", "generation")
+    client = LimitedClient(fake.base_url, API_KEY)
+    with pytest.raises(SoftTimeLimitExceeded):
+        poll_due(client=client)
+    tasks = FactPulseTask.objects.filter(task_id__startswith="soft-")
+    assert [t.last_error for t in tasks] == ["", "", ""]
+    assert all(t.next_poll_at > t.created_at for t in tasks)  # still leased
+    assert FactPulseTask.objects.due().filter(task_id__startswith="soft-").count() == 0
