@@ -335,7 +335,7 @@ def _delete_files(storage: Any, saved: list[tuple[File, str]]) -> None:
     for _, name in saved:
         try:
             storage.delete(name)
-        except OSError:
+        except Exception:  # keep deleting the others, whatever the storage raises
             logger.exception("Could not delete the orphan file %s", name)
 
 
