@@ -34,4 +34,4 @@ test-postgres: $(BIN)/.installed services
 test: lint test-sqlite test-postgres
 
 clean:
-	rm -rf $(VENV) db.sqlite3 demo-media
+	rm -rf $(VENV) db.sqlite3 demo-media .mypy_cache .ruff_cache .pytest_cache

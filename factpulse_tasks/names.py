@@ -42,8 +42,9 @@ def validate_task_id(task_id: object) -> str:
         )
     if not _TASK_ID.fullmatch(task_id):
         raise InvalidTaskId(
-            f"The task id {task_id[:TASK_ID_MAX_LENGTH]!r} holds characters a FactPulse id "
-            "never has; expected letters, digits, '-' and '_' only, like a UUID."
+            f"The task id {task_id[:TASK_ID_MAX_LENGTH]!r} is not shaped like a FactPulse id; "
+            "expected ASCII letters, digits, '-' and '_', starting with a letter or digit, "
+            "like a UUID."
         )
     return task_id
 

@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -14,11 +16,35 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+PG = {key: os.environ.get(f"FACTPULSE_TEST_PG_{key}", default) for key, default in (
+    ("NAME", "factpulse_tasks"), ("USER", "postgres"), ("PASSWORD", ""),
+    ("HOST", "127.0.0.1"), ("PORT", "5432"))}
+DEMO_DB = f"{PG['NAME']}_demo"
+REDIS_URL = os.environ.get("FACTPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def on_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
 def database_url(tmp_path: Path) -> str:
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        db = settings.DATABASES["default"]
-        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/factpulse_demo_check"
+    if on_postgres():
+        password = f":{quote(PG['PASSWORD'])}" if PG["PASSWORD"] else ""
+        return f"postgres://{quote(PG['USER'])}{password}@{PG['HOST']}:{PG['PORT']}/{DEMO_DB}"
     return f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+
+
+def psql(sql: str) -> None:
+    env = {**os.environ, "PGPASSWORD": PG["PASSWORD"]}
+    subprocess.run(["psql", "-h", PG["HOST"], "-p", PG["PORT"], "-U", PG["USER"],
+                    "-d", "postgres", "-qc", sql], check=True, env=env)
+
+
+@pytest.fixture(autouse=True)
+def drop_demo_database() -> Iterator[None]:
+    yield
+    if on_postgres():
+        psql(f'DROP DATABASE IF EXISTS "{DEMO_DB}"')
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -29,10 +55,9 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FACTPULSE_"))}
     env.update(DATABASE_URL=database_url(tmp_path), MEDIA_ROOT=str(tmp_path / "media"), **extra)
-    if "postgres" in env["DATABASE_URL"]:
-        for sql in ("DROP DATABASE IF EXISTS factpulse_demo_check",
-                    "CREATE DATABASE factpulse_demo_check"):
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
+    if on_postgres():
+        psql(f'DROP DATABASE IF EXISTS "{DEMO_DB}"')
+        psql(f'CREATE DATABASE "{DEMO_DB}"')
     migrate = manage("migrate", "--noinput", env=env)
     assert migrate.returncode == 0, migrate.stderr
     return env
@@ -59,13 +84,13 @@ def test_demo_finishes_every_task_with_verified_files_and_one_signal_each(
 
 def test_demo_with_redis_runs_a_real_worker_and_beat(tmp_path: Path) -> None:
     redis = pytest.importorskip("redis")
-    url = "redis://127.0.0.1:6379/13"
+    url = REDIS_URL
     client = redis.Redis.from_url(url)
     client.ping()  # Redis must run: make test starts it
     client.flushdb()
     demo = manage("factpulse_demo", env=demo_env(tmp_path, CELERY_BROKER_URL=url))
     assert demo.returncode == 0, demo.stderr[-3000:]
-    assert "Celery: a worker process with beat, broker redis://127.0.0.1:6379/13." in demo.stdout
+    assert "Celery: a worker process with beat, broker redis://" in demo.stdout
     check_demo_output(demo.stdout, tmp_path)
     # The worker really did the polling: its log line for the scripted 503 is there.
     assert "ForkPoolWorker" in demo.stderr and "HTTP 503" in demo.stderr

@@ -316,3 +316,16 @@ def test_afnor_details_are_capped_and_keep_their_extra_keys() -> None:
                                  "source": None, "code": None, "rule": "x"}
     assert update.details[-1]["reason"] == "500 more details not kept."
     assert len(update.message) < 10_100 and update.message.endswith("(10000 characters cut)")
+
+
+def test_untyped_result_keeps_xml_content_as_an_xml_file() -> None:
+    update = parse_untyped({"status": "SUCCESS", "xml_content": "<x/>", "filename": "x.xml"})
+    assert [(f.role, f.filename, f.content) for f in update.files] == [("xml", "x.xml", b"<x/>")]
+
+
+def test_long_traceback_is_cut_with_a_note() -> None:
+    update = parse_status(envelope("SUCCESS", {"status": "ERROR", "errorCode": "E",
+                                               "errorMessage": "m",
+                                               "traceback": "t" * 50_000}), parse_generation)
+    assert isinstance(update, Failure) and update.result is not None
+    assert update.result["traceback"].endswith("(40000 characters cut)")

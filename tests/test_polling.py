@@ -173,6 +173,8 @@ TRANSIENT = {
     "http-502-html": lambda: answers.http_error(502, b"<html>Bad gateway</html>", "text/html"),
     "http-503": lambda: answers.http_error(503, headers={"Retry-After": "1"}),
     "http-429": lambda: answers.http_error(429),
+    "http-408": lambda: answers.http_error(408),
+    "http-425": lambda: answers.http_error(425),
     "reset": answers.reset,
     "timeout": lambda: answers.hang(3),
     "html-200": lambda: answers.raw(b"<html>maintenance</html>", content_type="text/html"),
@@ -217,6 +219,25 @@ def test_retry_after_is_obeyed(fake: FakeFactPulse, task_id: str) -> None:
     task = FactPulseTask.objects.get(task_id=task_id)
     assert (task.next_poll_at - task.last_polled_at).total_seconds() == pytest.approx(30, abs=1)
     assert poll_due().claimed == 0
+
+
+def test_403_is_refused_like_a_401(fake: FakeFactPulse, task_id: str) -> None:
+    fake.script(task_id, answers.http_error(403))
+    FactPulseTask.objects.track(task_id, "generation")
+    report = poll_due()
+    task = FactPulseTask.objects.get(task_id=task_id)
+    assert (report.refused, task.state) == (1, State.PENDING)
+    assert "HTTP 403" in task.last_error and "API_KEY" in task.last_error
+
+
+def test_revoked_task_fails(fake: FakeFactPulse, task_id: str, signal_log: SignalLog) -> None:
+    fake.script(task_id, answers.raw(b'{"status": "REVOKED", "result": null}'))
+    FactPulseTask.objects.track(task_id, "validation")
+    poll_due()
+    task = FactPulseTask.objects.get(task_id=task_id)
+    assert (task.state, task.remote_status, task.error_code) == (
+        State.FAILED, "REVOKED", "TASK_REVOKED")
+    assert signal_log.names_for(task_id) == ["task_finished", "validation_finished"]
 
 
 def test_401_is_reported_clearly_does_not_fail_and_stops_the_cycle(

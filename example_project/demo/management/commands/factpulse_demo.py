@@ -102,7 +102,7 @@ class Command(BaseCommand):
              f"--schedule={schedule}/schedule", "--loglevel=WARNING", "--concurrency=1",
              "--without-gossip", "--without-mingle",
              f"--hostname=factpulse-demo-{os.getpid()}@%h"],
-            cwd=settings.BASE_DIR, env=env,
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL,
         )
         try:
             yield
