@@ -22,6 +22,8 @@ from .names import ESCAPED_UNSTORABLE, UNSTORABLE
 RUNNING_STATES = frozenset({"STARTED", "RETRY"})
 
 MALFORMED = "MALFORMED_RESPONSE"
+INVALID_RESULT = "INVALID_RESULT"
+
 # Bounds on the shape of an answer. Each JSON value costs tens of bytes of
 # memory once decoded, so a few megabytes of "[{},{},...]" could cost gigabytes;
 # real results have a few hundred values and their files are long strings.
@@ -32,7 +34,6 @@ MAX_MESSAGE_LENGTH = 10_000
 MAX_DETAILS = 1_000
 # Strings, commas and openings of objects and arrays: a value is at most two.
 _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[,\[{]')
-INVALID_RESULT = "INVALID_RESULT"
 
 # Names of the fields we read, spelled as in the reference schemas.
 ENVELOPE_FIELDS = ("taskId", "status", "result")
@@ -112,9 +113,8 @@ def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
     stores them), and so are answers with more than :data:`MAX_TOKENS` strings,
     commas and brackets, or nested deeper than :data:`MAX_DEPTH`, which no
     FactPulse result comes near and which would cost far more memory than their
-    size. Escaped
-    NUL characters and lone surrogates are replaced by U+FFFD so that the text
-    can be stored anywhere.
+    size. Escaped NUL characters and lone surrogates are replaced by U+FFFD so
+    that the text can be stored anywhere.
     """
     if _count_tokens(raw) > MAX_TOKENS:
         raise _too_complex(f"more than {MAX_TOKENS} strings, commas and brackets")
