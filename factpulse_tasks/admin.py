@@ -44,8 +44,10 @@ class ArtifactInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Whoever may see a task may see its files; no separate artifact permission.
-        return request.user.has_perm("factpulse_tasks.view_factpulsetask")
+        # Whoever may see a task may see its files: the same rule as the download view.
+        return request.user.has_perm("factpulse_tasks.view_factpulsetask") or (
+            request.user.has_perm("factpulse_tasks.change_factpulsetask")
+        )
 
     @admin.display(description=_("file"))
     def download(self, artifact: Artifact) -> SafeString:

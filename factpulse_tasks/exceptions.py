@@ -6,7 +6,7 @@ host can catch them all at once. None of them ever carries a credential.
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
+from django.core.exceptions import ImproperlyConfigured
 
 
 class FactPulseError(Exception):
@@ -94,7 +94,3 @@ class PermanentError(TransportError):
     """FactPulse refused the request for good (4xx other than 401/403/404/408/429)."""
 
     retryable = False
-
-
-class WebhookVerificationError(FactPulseError, SuspiciousOperation):
-    """A webhook request did not carry a valid signature."""
