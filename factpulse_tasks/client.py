@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import requests
+import requests.adapters
 
 from . import __version__
 from .conf import app_settings
@@ -53,7 +54,8 @@ class FactPulseClient:
     """A small FactPulse client for the task status endpoints.
 
     Build it with :meth:`from_settings`; it keeps one ``requests.Session`` so
-    connections are reused. Use one client per thread.
+    connections are reused, with a connection pool of ``pool_size``. The
+    threads of one polling cycle share it.
     """
 
     def __init__(
@@ -66,17 +68,27 @@ class FactPulseClient:
         total_timeout: float = 120.0,
         max_response_bytes: int = 128 * 1024 * 1024,
         session: requests.Session | None = None,
+        pool_size: int = 1,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
         self.total_timeout = total_timeout
         self.max_response_bytes = max_response_bytes
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # One connection per concurrent call; more would only sit idle.
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
 
     @classmethod
-    def from_settings(cls) -> FactPulseClient:
-        """A client configured from ``settings.FACTPULSE_TASKS``."""
+    def from_settings(cls, *, pool_size: int = 1) -> FactPulseClient:
+        """A client configured from ``settings.FACTPULSE_TASKS``.
+
+        ``pool_size`` is the number of threads that will share it.
+        """
         return cls(
             app_settings.BASE_URL,
             app_settings.API_KEY,
@@ -84,6 +96,7 @@ class FactPulseClient:
             read_timeout=app_settings.READ_TIMEOUT,
             total_timeout=app_settings.TOTAL_TIMEOUT,
             max_response_bytes=app_settings.MAX_RESPONSE_BYTES,
+            pool_size=pool_size,
         )
 
     def __repr__(self) -> str:

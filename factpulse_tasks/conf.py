@@ -32,6 +32,13 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL": 2.0,
     "POLL_BACKOFF": 1.5,
     "POLL_MAX_INTERVAL": 60.0,
+    # Each interval is spread by up to this fraction either way.
+    "POLL_JITTER": 0.1,
+    # Status calls one worker makes at the same time.
+    "CONCURRENCY": 8,
+    # Ask Celery for a cycle as soon as a task is tracked, rather than at the next
+    # beat tick. Turn off when no Celery worker runs (cron and factpulse_poll).
+    "POLL_ON_TRACK": True,
     # A task not finished this many seconds after it was tracked ends "expired".
     "TASK_TIMEOUT": 3600.0,
     # How many due tasks one cycle claims, and how long the claim holds them.
@@ -162,6 +169,21 @@ class Settings:
                 "FACTPULSE_TASKS['POLL_MAX_INTERVAL'] must not be smaller than "
                 "FACTPULSE_TASKS['POLL_INTERVAL']."
             )
+        return value
+
+    @property
+    def POLL_JITTER(self) -> float:
+        return self._number("POLL_JITTER", minimum=0, maximum=0.5, allow_equal=True)
+
+    @property
+    def CONCURRENCY(self) -> int:
+        return self._integer("CONCURRENCY", minimum=1, maximum=256)
+
+    @property
+    def POLL_ON_TRACK(self) -> bool:
+        value = self._get("POLL_ON_TRACK")
+        if not isinstance(value, bool):
+            raise ConfigurationError("FACTPULSE_TASKS['POLL_ON_TRACK'] must be True or False.")
         return value
 
     @property

@@ -192,6 +192,25 @@ class FactPulseTask(models.Model):
         blank=True,
         help_text=_("When the task reached its final state."),
     )
+    retried_at = models.DateTimeField(
+        _("retried at"),
+        null=True,
+        blank=True,
+        help_text=_("When an operator last put the task back to pending; the timeout counts "
+                    "from then."),
+    )
+    notified_at = models.DateTimeField(
+        _("notified at"),
+        null=True,
+        blank=True,
+        help_text=_("When the finished signals were last sent."),
+    )
+    notification_error = models.TextField(
+        _("notification error"),
+        blank=True,
+        help_text=_("What the receivers of the finished signals raised, if any; the admin "
+                    "can send the signals again."),
+    )
 
     objects = FactPulseTaskQuerySet.as_manager()
 
@@ -204,6 +223,11 @@ class FactPulseTask(models.Model):
                 fields=["state", "next_poll_at"],
                 name="factpulse_task_due_idx",
                 condition=Q(state__in=UNFINISHED_STATES),
+            ),
+            models.Index(
+                fields=["finished_at"],
+                name="factpulse_task_unnotified_idx",
+                condition=Q(notified_at__isnull=True, finished_at__isnull=False),
             ),
             models.Index(fields=["created_at"], name="factpulse_task_created_idx"),
             models.Index(fields=["reference"], name="factpulse_task_reference_idx"),

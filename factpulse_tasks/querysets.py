@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from .exceptions import TaskKindMismatch
@@ -44,7 +44,9 @@ class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
     ) -> FactPulseTask:
         """Start following FactPulse task ``task_id`` of ``kind``; return its row.
 
-        Idempotent: the same id again returns the existing row unchanged.
+        Idempotent: the same id again returns the existing row unchanged. A new
+        task is due at once, and after the commit a Celery cycle is asked for
+        (see ``POLL_ON_TRACK``), so the first poll does not wait for beat.
         Raises :class:`~factpulse_tasks.exceptions.InvalidTaskId` for an id that
         is not UUID-like, :class:`~factpulse_tasks.exceptions.UnknownKind` for an
         unknown kind, :class:`~factpulse_tasks.exceptions.InvalidTrackingData`
@@ -63,9 +65,13 @@ class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
             "next_poll_at": timezone.now(),
         }
         # get_or_create copes with another process inserting the same id meanwhile.
-        task, _ = self.get_or_create(task_id=task_id, defaults=defaults)
+        task, created = self.get_or_create(task_id=task_id, defaults=defaults)
         if task.kind != kind:
             raise TaskKindMismatch(
                 f"Task {task_id} is already tracked as a {task.kind} task, not {kind}."
             )
+        if created:
+            from .tasks import request_poll  # Celery is imported only when tracking
+
+            transaction.on_commit(request_poll, using=self.db)
         return task

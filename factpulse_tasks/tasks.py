@@ -9,14 +9,47 @@ Add one entry to the beat schedule of the host project::
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
+from django.core.cache import cache
 
+from .conf import app_settings
 from .polling import poll_due
+
+logger = logging.getLogger("factpulse_tasks")
+
+# At most one early cycle is asked for per this many seconds, however many
+# tasks are tracked: each cycle takes a whole batch.
+REQUEST_DEBOUNCE = 1
 
 
 @shared_task(name="factpulse_tasks.poll_due_tasks", ignore_result=True)
 def poll_due_tasks() -> dict[str, Any]:
     """Run one polling cycle; return its report as a dict."""
     return poll_due().as_dict()
+
+
+def request_poll() -> bool:
+    """Ask a Celery worker for a polling cycle now, rather than at the next beat tick.
+
+    Does nothing when ``POLL_ON_TRACK`` is off or Celery runs tasks eagerly (the
+    cycle would run inside the caller's request); asks at most once per
+    second per cache. A broker that cannot be reached is logged, not raised:
+    the beat schedule still polls the task. Returns True if a cycle was asked for.
+    """
+    if not app_settings.POLL_ON_TRACK or current_app.conf.task_always_eager:
+        return False
+    try:
+        if not cache.add("factpulse_tasks:poll-requested", True, REQUEST_DEBOUNCE):
+            return False
+    except Exception:
+        logger.warning("The cache is unavailable; asking for a polling cycle anyway.")
+    try:
+        poll_due_tasks.apply_async(retry=False, ignore_result=True)
+    except Exception as exc:
+        logger.warning("Could not ask Celery for an early polling cycle (%s); the task "
+                       "waits for the next beat tick.", type(exc).__name__)
+        return False
+    return True

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 
 from factpulse_tasks.models import Artifact, FactPulseTask
 from factpulse_tasks.payloads import Failure, Success, Waiting
-from factpulse_tasks.polling import apply, claim_due, poll_due
+from factpulse_tasks.polling import poll_due
 from factpulse_tasks.testing import FakeFactPulse, answers
+from factpulse_tasks.transitions import apply, claim_due
 from tests.conftest import API_KEY, SignalLog, drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,7 +158,7 @@ def test_waiting_states_are_pending_or_running(fake: FakeFactPulse, task_id: str
 def test_intervals_grow_and_are_capped(fake: FakeFactPulse, task_id: str,
                                        settings: Any) -> None:
     settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "POLL_INTERVAL": 2,
-                                "POLL_BACKOFF": 2, "POLL_MAX_INTERVAL": 10}
+                                "POLL_BACKOFF": 2, "POLL_MAX_INTERVAL": 10, "POLL_JITTER": 0}
     FactPulseTask.objects.track(task_id, "generation")
     delays = []
     for _ in range(5):
@@ -166,6 +168,16 @@ def test_intervals_grow_and_are_capped(fake: FakeFactPulse, task_id: str,
         task = FactPulseTask.objects.get(task_id=task_id)
         delays.append(round((task.next_poll_at - task.last_polled_at).total_seconds()))
     assert delays == [2, 4, 8, 10, 10]
+
+
+def test_jitter_spreads_intervals_within_its_fraction(settings: Any) -> None:
+    from factpulse_tasks.transitions import next_interval
+
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "POLL_INTERVAL": 10,
+                                "POLL_BACKOFF": 1, "POLL_JITTER": 0.2}
+    intervals = [next_interval(3) for _ in range(500)]
+    assert 8 <= min(intervals) < 8.5
+    assert 11.5 < max(intervals) <= 12
 
 
 TRANSIENT = {
@@ -243,13 +255,17 @@ def test_revoked_task_fails(fake: FakeFactPulse, task_id: str, signal_log: Signa
 def test_401_is_reported_clearly_does_not_fail_and_stops_the_cycle(
     fake: FakeFactPulse, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "API_KEY": "wrong-key-9f8e"}
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "API_KEY": "wrong-key-9f8e",
+                                "CONCURRENCY": 1, "POLL_MAX_INTERVAL": 60}
     for n in range(3):
         FactPulseTask.objects.track(f"auth-{n}-{id(caplog)}", "generation")
     with caplog.at_level(logging.ERROR, logger="factpulse_tasks"):
         report = poll_due()
-    assert (report.claimed, report.polled, report.refused) == (3, 1, 1)
+    assert (report.claimed, report.polled, report.refused, report.released) == (3, 1, 1, 2)
     assert set(FactPulseTask.objects.values_list("state", flat=True)) == {State.PENDING}
+    # The two not polled are given back for the longest interval, not kept for the lease.
+    for task in FactPulseTask.objects.filter(last_error=""):
+        assert 55 <= (task.next_poll_at - timezone.now()).total_seconds() <= 61
     refused = FactPulseTask.objects.exclude(last_error="").get()
     assert "HTTP 401" in refused.last_error and "API_KEY" in refused.last_error
     assert "HTTP 401" in caplog.text

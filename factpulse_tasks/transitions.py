@@ -1,0 +1,408 @@
+"""Every change to a task row: claims, schedules, final states and notifications.
+
+This module is the only place that writes a task's state. Every move is a
+conditional UPDATE, so a final state is never changed again by polling, and
+only the process whose UPDATE changed the row sends the finished signals,
+once, after the commit. Nothing here makes a network call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import connections, router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .conf import app_settings
+from .exceptions import PayloadError
+from .kinds import get_kind
+from .models import Artifact, FactPulseTask, artifact_storage, artifact_upload_to
+from .names import safe_filename
+from .payloads import Failure, File, StatusUpdate, Success, Waiting
+from .querysets import UNFINISHED_STATES
+from .signals import task_finished
+
+logger = logging.getLogger("factpulse_tasks")
+
+# A Retry-After longer than this is read as a mistake rather than obeyed.
+MAX_RETRY_AFTER = 3600.0
+# Longest text kept of what failing receivers raised.
+NOTIFICATION_ERROR_LIMIT = 2000
+
+
+def database() -> str:
+    """The database alias tasks are written to (database routers are obeyed)."""
+    return router.db_for_write(FactPulseTask) or "default"
+
+
+# Claims ------------------------------------------------------------------
+
+
+def claim_due(
+    *, now: datetime | None = None, limit: int | None = None, pks: Iterable[int] | None = None
+) -> list[FactPulseTask]:
+    """Take a batch of due tasks and push their next poll time forward by the lease.
+
+    On PostgreSQL rows locked by another worker are skipped, so two workers
+    never poll the same task at once; a worker that dies only delays its tasks.
+    Without ``SKIP LOCKED`` (SQLite) each row is taken with a compare-and-set on
+    its next poll time, one query per row. ``pks`` restricts the claim to those
+    tasks (they must be due too).
+    """
+    now = now or timezone.now()
+    limit = limit or app_settings.BATCH_SIZE
+    lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
+    queryset = FactPulseTask.objects.due(now).order_by("next_poll_at", "pk")
+    if pks is not None:
+        queryset = queryset.filter(pk__in=list(pks))
+    alias = database()
+    if not connections[alias].features.has_select_for_update_skip_locked:
+        # No SKIP LOCKED (SQLite): take each row only if nobody moved it since we read it.
+        return [
+            task
+            for task in queryset[:limit]
+            if FactPulseTask.objects.filter(pk=task.pk, next_poll_at=task.next_poll_at)
+            .unfinished()
+            .update(next_poll_at=lease_until)
+        ]
+    with transaction.atomic(using=alias):
+        tasks = list(queryset.select_for_update(skip_locked=True)[:limit])
+        if tasks:
+            FactPulseTask.objects.filter(pk__in=[t.pk for t in tasks]).update(
+                next_poll_at=lease_until
+            )
+    return tasks
+
+
+def release(tasks: Iterable[FactPulseTask], *, delay: float = 0.0) -> int:
+    """Give back claimed tasks that were not polled; they are due again after ``delay``."""
+    pks = [task.pk for task in tasks]
+    if not pks:
+        return 0
+    when = timezone.now() + timedelta(seconds=delay)
+    return FactPulseTask.objects.filter(pk__in=pks).unfinished().update(next_poll_at=when)
+
+
+def make_due(pks: Iterable[int]) -> int:
+    """Make unfinished tasks due now (poll now, or a webhook said they moved)."""
+    return FactPulseTask.objects.filter(pk__in=list(pks)).unfinished().update(
+        next_poll_at=timezone.now()
+    )
+
+
+# Answers -----------------------------------------------------------------
+
+
+def apply(task: FactPulseTask, update: StatusUpdate) -> str:
+    """Apply a parsed status to a task; return the report field it counts in."""
+    now = timezone.now()
+    if isinstance(update, Waiting):
+        if _overdue(task, now):
+            return _expire(task, now, f"last remote status: {update.remote_status}")
+        state = FactPulseTask.State.RUNNING if update.running else FactPulseTask.State.PENDING
+        _update_unfinished(
+            task,
+            state=state,
+            remote_status=update.remote_status[:32],
+            last_polled_at=now,
+            next_poll_at=now + timedelta(seconds=next_interval(task.poll_count)),
+            poll_count=F("poll_count") + 1,
+            error_count=0,
+            last_error="",
+        )
+        return "waiting"
+    if isinstance(update, Failure):
+        _finish(
+            task,
+            now,
+            FactPulseTask.State.FAILED,
+            remote_status=update.remote_status[:32],
+            result=update.result,
+            error_code=update.code[:100],
+            error_message=update.message,
+            error_details=update.details,
+        )
+        return "failed"
+    return _succeed(task, now, update)
+
+
+def record_error(task: FactPulseTask, error: Exception, *, may_expire: bool = True) -> str:
+    """Note a poll that got no usable answer and schedule the next try.
+
+    The task is not failed: it is retried with a growing delay (or the one
+    FactPulse asked for with ``Retry-After``) until it expires.
+    """
+    now = timezone.now()
+    message = str(error)
+    if may_expire and _overdue(task, now):
+        return _expire(task, now, f"last polling error: {message}")
+    logger.warning("Polling FactPulse task %s failed: %s", task.task_id, message)
+    delay = next_interval(task.error_count)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+    _update_unfinished(
+        task,
+        last_polled_at=now,
+        next_poll_at=now + timedelta(seconds=delay),
+        poll_count=F("poll_count") + 1,
+        error_count=F("error_count") + 1,
+        last_error=message,
+    )
+    return "errors"
+
+
+def next_interval(polls_done: int) -> float:
+    """Seconds before the next poll.
+
+    Grows by ``POLL_BACKOFF`` per poll up to ``POLL_MAX_INTERVAL``, then is
+    spread by ``POLL_JITTER`` (a fraction, either way) so that tasks tracked
+    together do not stay in step.
+    """
+    base = app_settings.POLL_INTERVAL
+    cap = app_settings.POLL_MAX_INTERVAL
+    try:
+        interval = min(cap, base * app_settings.POLL_BACKOFF ** min(polls_done, 200))
+    except OverflowError:
+        interval = cap
+    jitter = app_settings.POLL_JITTER
+    if jitter:
+        interval *= random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 - not for secrets
+    return interval
+
+
+def _overdue(task: FactPulseTask, now: datetime) -> bool:
+    started = task.retried_at or task.created_at
+    return started + timedelta(seconds=app_settings.TASK_TIMEOUT) <= now
+
+
+def _update_unfinished(task: FactPulseTask, **fields: Any) -> bool:
+    changed = FactPulseTask.objects.filter(pk=task.pk, state__in=UNFINISHED_STATES).update(
+        **fields
+    )
+    return changed == 1
+
+
+def _expire(task: FactPulseTask, now: datetime, why: str) -> str:
+    timeout = app_settings.TASK_TIMEOUT
+    _finish(
+        task,
+        now,
+        FactPulseTask.State.EXPIRED,
+        error_code="TASK_EXPIRED",
+        error_message=f"The task did not finish within {timeout:g} seconds ({why}).",
+    )
+    return "expired"
+
+
+def _succeed(task: FactPulseTask, now: datetime, update: Success) -> str:
+    storage = artifact_storage()
+    saved: list[tuple[File, str]] = []
+    try:
+        for file in update.files:
+            artifact = Artifact(task=task, role=file.role)
+            name = storage.save(
+                artifact_upload_to(artifact, file.filename), ContentFile(file.content)
+            )
+            saved.append((file, name))
+        won = _finish(
+            task,
+            now,
+            FactPulseTask.State.SUCCEEDED,
+            remote_status=update.remote_status,
+            result=update.result,
+            artifacts=[
+                Artifact(
+                    task=task,
+                    role=file.role,
+                    file=name,
+                    filename=safe_filename(file.filename),
+                    content_type=file.content_type,
+                    size=len(file.content),
+                    sha256=hashlib.sha256(file.content).hexdigest(),
+                )
+                for file, name in saved
+            ],
+        )
+    except Exception as exc:
+        _delete_files(storage, saved)
+        if isinstance(exc, OSError):
+            # The storage failed (disk full, bucket unreachable): try again later.
+            return record_error(task, PayloadError(f"Could not store the result files: {exc}",
+                                                   code="STORAGE_ERROR", final=False))
+        raise
+    if not won:
+        _delete_files(storage, saved)
+        return "waiting"
+    return "succeeded"
+
+
+def _delete_files(storage: Any, saved: list[tuple[File, str]]) -> None:
+    for _, name in saved:
+        try:
+            storage.delete(name)
+        except Exception:  # keep deleting the others, whatever the storage raises
+            logger.exception("Could not delete the orphan file %s", name)
+
+
+def _finish(
+    task: FactPulseTask,
+    now: datetime,
+    state: Any,  # a FactPulseTask.State member; the stubs type members as tuples
+    *,
+    artifacts: list[Artifact] | None = None,
+    **fields: Any,
+) -> bool:
+    """Move an unfinished task to a final state; True if this call made the move."""
+    fields.update(
+        state=state,
+        finished_at=now,
+        last_polled_at=now,
+        next_poll_at=None,
+        poll_count=F("poll_count") + 1,
+        last_error="",
+    )
+    alias = database()
+    with transaction.atomic(using=alias):
+        if not _update_unfinished(task, **fields):
+            return False
+        if artifacts:
+            Artifact.objects.bulk_create(artifacts)
+        transaction.on_commit(lambda: send_finished(task.pk), using=alias)
+    logger.info("FactPulse task %s %s", task.task_id, state)
+    return True
+
+
+# Operator actions ----------------------------------------------------------
+
+
+def mark_expired(pks: Iterable[int], *, why: str = "marked expired by an operator") -> int:
+    """Give up on unfinished tasks: they end ``expired`` and their signals are sent."""
+    now = timezone.now()
+    done = 0
+    for task in FactPulseTask.objects.filter(pk__in=list(pks)).unfinished():
+        done += _finish(
+            task,
+            now,
+            FactPulseTask.State.EXPIRED,
+            error_code="TASK_EXPIRED",
+            error_message=f"The task was given up ({why}).",
+        )
+    return done
+
+
+def retry(pks: Iterable[int]) -> int:
+    """Put failed or expired tasks back to pending, to be polled again at once.
+
+    The result and error fields are cleared and ``TASK_TIMEOUT`` counts from
+    now. When the task finishes again, its finished signals are sent again for
+    the new outcome. Succeeded tasks are left alone.
+    """
+    now = timezone.now()
+    return (
+        FactPulseTask.objects.filter(pk__in=list(pks))
+        .filter(state__in=(FactPulseTask.State.FAILED, FactPulseTask.State.EXPIRED))
+        .update(
+            state=FactPulseTask.State.PENDING,
+            remote_status="",
+            result=None,
+            error_code="",
+            error_message="",
+            error_details=[],
+            last_error="",
+            error_count=0,
+            finished_at=None,
+            next_poll_at=now,
+            retried_at=now,
+            notified_at=None,
+            notification_error="",
+        )
+    )
+
+
+def resend_finished(pks: Iterable[int]) -> tuple[int, int]:
+    """Send the finished signals of finished tasks again, now, in this process.
+
+    Every receiver gets the signal again, including those that took it the
+    first time. Returns ``(sent, failed)``: how many tasks were notified, and
+    how many of those had a receiver raise (recorded on the task).
+    """
+    sent = failed = 0
+    for pk in FactPulseTask.objects.filter(pk__in=list(pks)).finished().values_list(
+        "pk", flat=True
+    ):
+        sent += 1
+        failed += not send_finished(pk)
+    return sent, failed
+
+
+def resend_lost_notifications(*, limit: int = 100) -> int:
+    """Send the signals of tasks whose finishing process died before notifying.
+
+    A task finished more than ``LEASE_SECONDS`` ago with no notification on
+    record is taken with a compare-and-set, so only one worker sends it.
+    """
+    before = timezone.now() - timedelta(seconds=app_settings.LEASE_SECONDS)
+    candidates = (
+        FactPulseTask.objects.filter(notified_at__isnull=True, finished_at__lt=before)
+        .order_by("finished_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    resent = 0
+    for pk in list(candidates):
+        if FactPulseTask.objects.filter(pk=pk, notified_at__isnull=True).update(
+            notified_at=timezone.now()
+        ):
+            logger.warning("Sending the finished signals of FactPulse task row %s late", pk)
+            send_finished(pk)
+            resent += 1
+    return resent
+
+
+# Notifications -------------------------------------------------------------
+
+
+def send_finished(pk: int) -> bool:
+    """Send the finished signals of one task and record how that went.
+
+    Runs after the commit of the final state: nothing raised here may reach
+    the caller, which would take it for a failure of the committed change.
+    Returns False when a receiver raised; its error is logged with the task
+    and kept in ``notification_error`` for the admin's resend action.
+    """
+    try:
+        task = FactPulseTask.objects.get(pk=pk)
+        signals = (task_finished, get_kind(task.kind).signal)
+    except Exception:
+        logger.exception("Could not send the finished signals of FactPulse task row %s", pk)
+        return False
+    failures: list[str] = []
+    for signal in signals:
+        if signal is None:
+            continue
+        for receiver, response in signal.send_robust(sender=FactPulseTask, task=task):
+            if isinstance(response, Exception):
+                name = getattr(receiver, "__qualname__", type(receiver).__qualname__)
+                failures.append(f"{name}: {type(response).__name__}: {response}")
+                logger.error(
+                    "A receiver of the finished signal failed for FactPulse task %s: %r",
+                    task.task_id,
+                    response,
+                    exc_info=response,
+                )
+    note = "\n".join(failures)[:NOTIFICATION_ERROR_LIMIT]
+    try:
+        # Not if the task was retried meanwhile: its next outcome has its own notification.
+        FactPulseTask.objects.filter(pk=pk, finished_at=task.finished_at).update(
+            notified_at=timezone.now(), notification_error=note
+        )
+    except Exception:
+        logger.exception("Could not record the notification of FactPulse task %s", task.task_id)
+    return not failures
