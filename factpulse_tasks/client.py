@@ -9,9 +9,11 @@ object. No message ever holds a credential.
 from __future__ import annotations
 
 import email.utils
+import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -27,7 +29,7 @@ from .exceptions import (
     TransientError,
     TransportError,
 )
-from .payloads import decode_json
+from .payloads import decode_json, decode_text
 
 USER_AGENT = f"factpulse-tasks/{__version__}"
 _CHUNK = 256 * 1024
@@ -116,17 +118,19 @@ class FactPulseClient:
         """
         outcome: dict[str, Any] = {}
         responses: list[requests.Response] = []
+        done = threading.Event()
 
         def fetch() -> None:
             try:
-                outcome["body"] = self._fetch(path, responses)
+                # Decoded here, so that the bytes are gone before the JSON is parsed.
+                outcome["text"] = decode_text(self._fetch(path, responses))
             except BaseException as exc:  # handed over to the calling thread
                 outcome["error"] = exc
+            finally:
+                done.set()
 
-        worker = threading.Thread(target=fetch, name="factpulse-fetch", daemon=True)
-        worker.start()
-        worker.join(self.total_timeout)
-        if worker.is_alive():
+        _runner.run(fetch)
+        if not done.wait(self.total_timeout):
             for response in responses:
                 _interrupt(response)
             raise TransientError(
@@ -135,7 +139,7 @@ class FactPulseClient:
             )
         if "error" in outcome:
             raise outcome["error"]
-        return decode_json(outcome["body"])
+        return decode_json(outcome.pop("text"))
 
     @property
     def longest_call(self) -> float:
@@ -219,6 +223,38 @@ class FactPulseClient:
             status=status,
             retry_after=retry_after,
         )
+
+
+class _DaemonRunner:
+    """Runs functions on reusable daemon threads.
+
+    Each status call runs on a thread of its own so that the caller can give up
+    at the deadline; starting a new thread per call cost about as much as the
+    call. A thread stuck on a hostile server is simply not reused until it
+    ends, and being a daemon it never holds the process at exit.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+
+    def run(self, function: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="factpulse-fetch",
+                             daemon=True).start()
+        inbox.put(function)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            inbox.get()()
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_runner = _DaemonRunner()
 
 
 def _interrupt(response: requests.Response) -> None:

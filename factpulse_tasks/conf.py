@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     # Each interval is spread by up to this fraction either way.
     "POLL_JITTER": 0.1,
     # Status calls one worker makes at the same time.
-    "CONCURRENCY": 8,
+    "CONCURRENCY": 16,
     # Ask Celery for a cycle as soon as a task is tracked, rather than at the next
     # beat tick. Turn off when no Celery worker runs (cron and factpulse_poll).
     "POLL_ON_TRACK": True,

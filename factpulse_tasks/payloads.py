@@ -33,7 +33,7 @@ MAX_DEPTH = 64
 MAX_MESSAGE_LENGTH = 10_000
 MAX_DETAILS = 1_000
 # Strings, commas and openings of objects and arrays: a value is at most two.
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[,\[{]')
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[,\[{]')
 
 # Names of the fields we read, spelled as in the reference schemas.
 ENVELOPE_FIELDS = ("taskId", "status", "result")
@@ -106,7 +106,15 @@ def canonical(obj: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
+def decode_text(raw: bytes | bytearray) -> str:
+    """The body of an answer as text; it must be UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_json(raw[:60].decode("utf-8", "replace")) from exc
+
+
+def decode_json(raw: bytes | bytearray | str) -> dict[str, Any]:
     """Decode a status answer body: UTF-8 JSON whose top level is an object.
 
     ``NaN`` and infinite numbers are refused (they are not JSON and no database
@@ -114,22 +122,18 @@ def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
     commas and brackets, or nested deeper than :data:`MAX_DEPTH`, which no
     FactPulse result comes near and which would cost far more memory than their
     size. Escaped NUL characters and lone surrogates are replaced by U+FFFD so
-    that the text can be stored anywhere.
+    that the text can be stored anywhere. Pass text already decoded (see
+    :func:`decode_text`) to keep only one copy of a large body in memory.
     """
-    if _count_tokens(raw) > MAX_TOKENS:
+    text = raw if isinstance(raw, str) else decode_text(raw)
+    if _count_tokens(text) > MAX_TOKENS:
         raise _too_complex(f"more than {MAX_TOKENS} strings, commas and brackets")
     try:
-        text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise _too_complex(f"nesting deeper than {MAX_DEPTH} levels") from exc
     except ValueError as exc:
-        preview = raw[:60].decode("utf-8", "replace")
-        raise PayloadError(
-            f"FactPulse answered with a body that is not UTF-8 JSON (starts with {preview!r}).",
-            code=MALFORMED,
-            final=False,
-        ) from exc
+        raise _not_json(text[:60]) from exc
     if not isinstance(value, dict):
         raise PayloadError(
             f"FactPulse answered with JSON {type(value).__name__}, expected an object.",
@@ -143,7 +147,15 @@ def decode_json(raw: bytes | bytearray) -> dict[str, Any]:
     return value
 
 
-def _count_tokens(raw: bytes | bytearray) -> int:
+def _not_json(preview: str) -> PayloadError:
+    return PayloadError(
+        f"FactPulse answered with a body that is not UTF-8 JSON (starts with {preview!r}).",
+        code=MALFORMED,
+        final=False,
+    )
+
+
+def _count_tokens(raw: str) -> int:
     """Strings, commas and brackets outside strings, counted up to just past the cap."""
     count = 0
     for count, _ in enumerate(_TOKENS.finditer(raw), start=1):  # noqa: B007

@@ -34,13 +34,15 @@ from .exceptions import (
 )
 from .kinds import get_kind
 from .models import FactPulseTask
-from .payloads import MALFORMED, Failure, StatusUpdate, parse_status
+from .payloads import MALFORMED, Failure, StatusUpdate, Waiting, parse_status
 
 logger = logging.getLogger("factpulse_tasks")
 
 # After this many transport errors in a row, a cycle stops calling FactPulse and
 # gives its remaining tasks back with a delay: the service is down or overloaded.
 ERROR_BURST = 5
+# "Still waiting" answers are written this many at a time, in one UPDATE.
+WAITING_LOT = 50
 
 
 @dataclass
@@ -143,6 +145,7 @@ class _Batch:
         self.lock = threading.Lock()
         self.release_delay = 0.0
         self.transport_errors_in_a_row = 0
+        self.waiting: list[tuple[FactPulseTask, Waiting]] = []
 
     def run(self) -> None:
         untouched = {task.pk: task for task in self.tasks}
@@ -158,8 +161,15 @@ class _Batch:
                 if fetched is None:
                     continue  # not started: given back below
                 untouched.pop(task.pk)
-                self._apply(task, fetched)
+                if isinstance(fetched, Waiting):
+                    # Most answers say "not yet": written together, one UPDATE per lot.
+                    self.waiting.append((task, fetched))
+                    if len(self.waiting) >= WAITING_LOT:
+                        self._flush_waiting()
+                else:
+                    self._apply(task, fetched)
                 del fetched
+            self._flush_waiting()
         except BaseException:
             # Celery's soft time limit, or a crash: let the calls in flight finish
             # on their own; the tasks they hold keep their claim until it ends.
@@ -206,7 +216,23 @@ class _Batch:
                 self.transport_errors_in_a_row = 0
 
     def _apply(self, task: FactPulseTask, fetched: Fetched) -> None:
-        outcome = _apply_safely(task, fetched)
+        self._count(_apply_safely(task, fetched))
+
+    def _flush_waiting(self) -> None:
+        pairs, self.waiting = self.waiting, []
+        if not pairs:
+            return
+        try:
+            outcomes = transitions.apply_waiting(pairs)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            logger.exception("Could not write a lot of waiting answers; writing them one by one")
+            outcomes = [_apply_safely(task, update) for task, update in pairs]
+        for outcome in outcomes:
+            self._count(outcome)
+
+    def _count(self, outcome: str) -> None:
         self.report.polled += 1
         setattr(self.report, outcome, getattr(self.report, outcome) + 1)
 

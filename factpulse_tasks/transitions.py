@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.db import connections, router, transaction
-from django.db.models import F
+from django.db import connections, models, router, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from .conf import app_settings
@@ -138,6 +138,43 @@ def apply(task: FactPulseTask, update: StatusUpdate) -> str:
         )
         return "failed"
     return _succeed(task, now, update)
+
+
+def apply_waiting(pairs: list[tuple[FactPulseTask, Waiting]]) -> list[str]:
+    """Apply many "still waiting" answers with one UPDATE; return each one's report field.
+
+    Tasks past their timeout are expired one by one, as :func:`apply` does.
+    """
+    now = timezone.now()
+    outcomes = []
+    waiting: list[tuple[FactPulseTask, Waiting]] = []
+    for task, update in pairs:
+        if _overdue(task, now):
+            outcomes.append(_expire(task, now, f"last remote status: {update.remote_status}"))
+        else:
+            waiting.append((task, update))
+            outcomes.append("waiting")
+    if waiting:
+        def each(value: Any, field: models.Field[Any, Any]) -> Case:
+            return Case(*(When(pk=task.pk, then=Value(value(task, update), output_field=field))
+                          for task, update in waiting))
+
+        FactPulseTask.objects.filter(
+            pk__in=[task.pk for task, _ in waiting], state__in=UNFINISHED_STATES
+        ).update(
+            state=each(lambda _, u: "running" if u.running else "pending", models.CharField()),
+            remote_status=each(lambda _, u: u.remote_status[:32], models.CharField()),
+            next_poll_at=each(
+                lambda t, _: now + timedelta(seconds=next_interval(t.poll_count)),
+                models.DateTimeField(),
+            ),
+            last_polled_at=now,
+            updated_at=now,
+            poll_count=F("poll_count") + 1,
+            error_count=0,
+            last_error="",
+        )
+    return outcomes
 
 
 def record_error(task: FactPulseTask, error: Exception, *, may_expire: bool = True) -> str:
