@@ -83,6 +83,13 @@ FACTPULSE_TASKS = {
     "API_KEY": env.str("FACTPULSE_API_KEY", default="replace-with-your-factpulse-api-key"),
     "POLL_INTERVAL": env.float("FACTPULSE_POLL_INTERVAL", default=2.0),
     "POLL_MAX_INTERVAL": env.float("FACTPULSE_POLL_MAX_INTERVAL", default=60.0),
+    # The secret FactPulse signs webhook events with; the default only suits a
+    # machine of one's own, like SECRET_KEY's.
+    "WEBHOOK_SECRET": env.str(
+        "FACTPULSE_WEBHOOK_SECRET", default="example-project-webhook-secret-not-for-production"
+    ),
+    # The public address of /factpulse/webhook/, sent as callback_url; empty: no webhooks.
+    "WEBHOOK_URL": env.str("FACTPULSE_WEBHOOK_URL", default=""),
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
