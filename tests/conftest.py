@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery import _state as celery_state
 from celery._state import _set_current_app, get_current_app
 
 from factpulse_tasks import signals
@@ -41,14 +42,16 @@ def fake(fake_server: FakeFactPulse, settings: Any, tmp_path: Any) -> FakeFactPu
 
 @contextmanager
 def current_celery(**conf: Any) -> Iterator[Celery]:
-    """A Celery app with ``conf``, current while the block runs."""
-    previous = get_current_app()
+    """A Celery app with ``conf``, current in every thread while the block runs."""
+    previous, previous_default = get_current_app(), celery_state.default_app
     app = Celery("factpulse-tests", set_as_current=True)
     app.conf.update(conf)
+    app.set_default()  # for the threads of a live server too
     try:
         yield app
     finally:
         _set_current_app(previous)
+        celery_state.set_default_app(previous_default)
 
 
 @pytest.fixture
