@@ -59,8 +59,8 @@ class FakeFactPulse:
 
     Webhooks: with ``webhook_secret``, a task submitted with a ``callback_url`` gets a
     signed event posted there when it finishes (see :mod:`.webhooks`), each event
-    ``webhook_copies`` times; with ``hold_webhooks`` events wait for
-    :meth:`release_webhooks`. With ``finish_after`` (seconds), a submitted task finishes
+    ``webhook_copies`` times, one at a time in order (``webhook_workers=1``) or several
+    at once; with ``hold_webhooks`` events wait for :meth:`release_webhooks`. With ``finish_after`` (seconds), a submitted task finishes
     that long after its submission and not before, whatever the number of status
     requests: until then its status walks its script without reaching the last answer.
     :meth:`finish` ends a held task at once.
@@ -78,6 +78,7 @@ class FakeFactPulse:
         latency: float = 0.0,
         webhook_secret: str | None = None,
         webhook_copies: int = 1,
+        webhook_workers: int = 1,
         hold_webhooks: bool = False,
         finish_after: float | None = None,
     ) -> None:
@@ -89,6 +90,7 @@ class FakeFactPulse:
         self.finish_after = finish_after
         self._api.hold_submissions = finish_after is not None
         self._webhook_copies = webhook_copies
+        self._webhook_workers = webhook_workers
         self._hold_webhooks = hold_webhooks
         self._sender: WebhookSender | None = None
         self._timers: list[threading.Timer] = []
@@ -105,7 +107,9 @@ class FakeFactPulse:
         if self._httpd is not None:
             raise RuntimeError("FakeFactPulse is already running")
         self._stopping.clear()
-        self._sender = WebhookSender(copies=self._webhook_copies, hold=self._hold_webhooks)
+        self._sender = WebhookSender(
+            copies=self._webhook_copies, hold=self._hold_webhooks, workers=self._webhook_workers
+        )
         httpd = _Server(("127.0.0.1", 0), _Handler)
         httpd.fake = self
         self._httpd = httpd

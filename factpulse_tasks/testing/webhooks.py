@@ -77,16 +77,17 @@ def make_event(
 
 
 class WebhookSender:
-    """Posts events from a daemon thread, in the order they are sent.
+    """Posts events from ``workers`` daemon threads.
 
-    ``copies`` is how many times each event is posted (FactPulse may deliver an
-    event more than once). With ``hold``, events wait in :attr:`held` until
-    :meth:`release`.
+    With one worker (the default) events are posted one at a time, in the order
+    they are sent; with more, several at once, in no set order. ``copies`` is how
+    many times each event is posted (FactPulse may deliver an event more than
+    once). With ``hold``, events wait in :attr:`held` until :meth:`release`.
     """
 
-    def __init__(self, *, copies: int = 1, hold: bool = False) -> None:
-        if copies < 1:
-            raise ValueError("copies must be at least 1")
+    def __init__(self, *, copies: int = 1, hold: bool = False, workers: int = 1) -> None:
+        if copies < 1 or workers < 1:
+            raise ValueError("copies and workers must be at least 1")
         self.copies = copies
         self.hold = hold
         self._lock = threading.Lock()
@@ -94,9 +95,12 @@ class WebhookSender:
         self._deliveries: list[Delivery] = []
         self._queue: queue.Queue[WebhookEvent | None] = queue.Queue()
         self._done = threading.Condition(self._lock)
-        self._thread = threading.Thread(target=self._run, name="FakeFactPulse-webhooks",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"FakeFactPulse-webhooks-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def held(self) -> list[WebhookEvent]:
@@ -141,8 +145,10 @@ class WebhookSender:
             return list(self._deliveries)
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=DELIVERY_TIMEOUT + 1)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=DELIVERY_TIMEOUT + 1)
 
     def _run(self) -> None:
         while True:
