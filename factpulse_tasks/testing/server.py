@@ -60,10 +60,12 @@ class FakeFactPulse:
     Webhooks: with ``webhook_secret``, a task submitted with a ``callback_url`` gets a
     signed event posted there when it finishes (see :mod:`.webhooks`), each event
     ``webhook_copies`` times, one at a time in order (``webhook_workers=1``) or several
-    at once; with ``hold_webhooks`` events wait for :meth:`release_webhooks`. With ``finish_after`` (seconds), a submitted task finishes
-    that long after its submission and not before, whatever the number of status
-    requests: until then its status walks its script without reaching the last answer.
-    :meth:`finish` ends a held task at once.
+    at once; with ``hold_webhooks`` events wait for :meth:`release_webhooks`.
+
+    With ``finish_after`` (seconds), a submitted task finishes that long after its
+    submission and not before, whatever the number of status requests: until then its
+    status walks its script without reaching the last answer. :meth:`finish` ends such
+    a task at once.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
