@@ -118,23 +118,22 @@ def receive(event: Event) -> str:
     except InvalidTaskId:
         return "unknown"
     alias = transitions.database()
-    task = (
+    pk = (
         FactPulseTask.objects.using(alias)
         .filter(task_id=event.task_id)
-        .only("pk", "kind", "state")
+        .values_list("pk", flat=True)
         .first()
     )
-    if task is None:
+    if pk is None:
         return "unknown"
     if event.event_type not in EVENT_TYPES:
         logger.info("FactPulse event of an unknown type %r for task %s; polling it anyway.",
                     event.event_type, event.task_id)
-    if not transitions.make_due([task.pk]):
+    if not transitions.make_due([pk]):
         return "finished"
     from .tasks import request_poll_of  # Celery is imported only when an event comes
 
-    pks = [task.pk]
-    transaction.on_commit(lambda: request_poll_of(pks), using=alias)
+    transaction.on_commit(lambda: request_poll_of([pk]), using=alias)
     return "due"
 
 

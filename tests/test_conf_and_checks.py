@@ -141,6 +141,8 @@ def test_w012_api_key_and_account_both_set(settings: Any) -> None:
         ("UPLOAD_PREFIX", "../outside"),
         ("UPLOAD_PREFIX", "x" * 61),
         ("STORAGE", ""),
+        ("WEBHOOK_MAX_BYTES", 10),
+        ("WEBHOOK_MAX_BYTES", "1MB"),
     ],
 )
 def test_e004_bad_value_names_the_key(settings: Any, key: str, value: Any) -> None:
