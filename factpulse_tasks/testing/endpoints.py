@@ -121,6 +121,7 @@ class FactPulseAPI:
         self._scripts: dict[str, tuple[Answer, ...]] = {}
         self._cursors: dict[str, int] = {}
         self._submission_scripts: dict[str, tuple[Answer, ...]] = {}
+        self._timed: dict[str, tuple[float, Answer, Answer]] = {}
         self._submissions: list[Submission] = []
         # Submitted tasks that have not finished yet (only when submissions are held).
         self.hold_submissions = False
@@ -134,6 +135,12 @@ class FactPulseAPI:
         with self._lock:
             self._scripts[task_id] = tuple(answers)
             self._cursors[task_id] = 0
+
+    def script_until(self, task_id: str, finish_at: float, before: Answer, after: Answer) -> None:
+        """See :meth:`FakeFactPulse.script_until`."""
+        _check_answers((before, after))
+        with self._lock:
+            self._timed[task_id] = (finish_at, before, after)
 
     def script_submissions(self, kind: str, answers: Sequence[Answer]) -> None:
         """See :meth:`FakeFactPulse.script_submissions`."""
@@ -210,7 +217,11 @@ class FactPulseAPI:
     def _status(self, task_id: str) -> Reply:
         with self._lock:
             script = self._scripts.get(task_id)
-            if script is None:
+            timed = self._timed.get(task_id)
+            if timed is not None:
+                finish_at, before, after = timed
+                answer = after if time.time() >= finish_at else before
+            elif script is None:
                 answer = build.pending()
             else:
                 cursor = self._cursors[task_id]
