@@ -19,13 +19,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .exceptions import AuthenticationError
+from .exceptions import AuthenticationError, TransportError
 
 TOKEN_PATH = "/api/token/"
 # What FactPulse documents, for a token whose claims cannot be read.
 DEFAULT_TOKEN_LIFETIME = 30 * 60.0
 # A token is renewed this long before it runs out (at most a quarter of its life).
 RENEW_MARGIN = 60.0
+# Seconds during which refused credentials are not sent again: a burst of calls
+# must not become a burst of failed sign-ins, which may lock the account.
+REFUSED_COOLDOWN = 10.0
 
 # Fetches a token: takes the JSON credentials, returns the decoded answer.
 TokenFetcher = Callable[[Mapping[str, str]], Mapping[str, Any]]
@@ -55,7 +58,9 @@ class TokenAuth:
     """Sends ``Authorization: Bearer <JWT>``, fetching and renewing the token as needed.
 
     Thread-safe: while one thread fetches a token the others wait for it, so a
-    batch of concurrent calls makes one token request. Build it with
+    batch of concurrent calls makes one token request; if that request fails,
+    the threads that waited for it get its error rather than asking again, and
+    refused credentials are not sent again for ``REFUSED_COOLDOWN`` seconds. Build it with
     :func:`shared_token_auth` to share it across the clients of a process.
     """
 
@@ -68,6 +73,7 @@ class TokenAuth:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
+        self._failure: tuple[float, TransportError] | None = None
         self.fetched = 0  # tokens fetched so far, for tests and monitoring
 
     def __repr__(self) -> str:
@@ -79,9 +85,23 @@ class TokenAuth:
         Raises what ``fetch`` raises (:class:`AuthenticationError` for refused
         credentials, a :class:`~factpulse_tasks.exceptions.TransportError` otherwise).
         """
+        waiting_since = time.monotonic()
         with self._lock:
             if self._token is None or time.monotonic() >= self._renew_at:
-                self._renew(fetch)
+                failure = self._failure
+                if failure is not None and (
+                    failure[0] >= waiting_since
+                    or (isinstance(failure[1], AuthenticationError)
+                        and time.monotonic() - failure[0] < REFUSED_COOLDOWN)
+                ):
+                    # The request another thread just made failed, or the account was
+                    # refused a moment ago: asking again now would only repeat it.
+                    raise failure[1]
+                try:
+                    self._renew(fetch)
+                except TransportError as exc:
+                    self._failure = (time.monotonic(), exc)
+                    raise
             assert self._token is not None
             return {"Authorization": f"Bearer {self._token}"}
 

@@ -201,3 +201,26 @@ def test_no_credential_or_token_shows_in_logs_reprs_or_errors(
         refused.value)
     for secret in (PASSWORD, "nope-x1", token, token.split(".")[2]):
         assert secret not in shown
+
+
+def test_a_refused_account_is_not_asked_again_for_a_while(
+    account: FakeFactPulse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "REFUSED_COOLDOWN", 0.5)
+    token_auth = TokenAuth(USERNAME, "wrong-pa55-0c0c")
+    client = FactPulseClient(account.base_url, auth=token_auth, pool_size=16)
+
+    def call(n: int) -> str:
+        try:
+            client.get_json(f"/api/v1/processing/tasks/t-{n}/status")
+        except AuthenticationError as exc:
+            return type(exc).__name__
+        return "ok"
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(call, range(16)))
+    assert outcomes == ["AuthenticationError"] * 16
+    assert routes(account) == [("token", 401)]
+    time.sleep(0.6)  # the cooldown is over: the password may have been fixed meanwhile
+    assert call(99) == "AuthenticationError"
+    assert routes(account) == [("token", 401), ("token", 401)]
