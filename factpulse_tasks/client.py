@@ -171,7 +171,8 @@ class FactPulseClient:
                 _interrupt(response)
             raise TransientError(
                 f"FactPulse took more than {self.total_timeout:g} s to answer {path}; "
-                "polling will retry."
+                + ("polling will retry." if method == "GET" else
+                   "whether it was taken into account is unknown.")
             )
         if "error" in outcome:
             raise outcome["error"]
@@ -198,7 +199,7 @@ class FactPulseClient:
                     continue  # the token ran out early or was revoked: once more, with a new one
                 if method == "POST" and response.status_code in (400, 422):
                     raise self._rejected(response, path)
-                self._raise_for_status(response, path)
+                self._raise_for_status(response, path, retried_by_polling=method == "GET")
                 return self._read_capped(response, path)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -229,7 +230,7 @@ class FactPulseClient:
                     f"{response.status_code}): {self.auth.hint}.",
                     status=response.status_code,
                 )
-            self._raise_for_status(response, TOKEN_PATH)
+            self._raise_for_status(response, TOKEN_PATH, retried_by_polling=False)
             body = self._read_capped(response, TOKEN_PATH)
         try:
             return decode_json(body)
@@ -284,7 +285,9 @@ class FactPulseClient:
             final=True,
         )
 
-    def _raise_for_status(self, response: requests.Response, path: str) -> None:
+    def _raise_for_status(
+        self, response: requests.Response, path: str, *, retried_by_polling: bool = True
+    ) -> None:
         status = response.status_code
         if 200 <= status < 300:
             return
@@ -297,7 +300,10 @@ class FactPulseClient:
                 "FACTPULSE_TASKS['BASE_URL'] to the final address."
             )
         elif status >= 500 or status in _TRANSIENT_STATUSES:
-            error, hint = TransientError, "FactPulse is busy or failing; polling will retry."
+            error = TransientError
+            hint = "FactPulse is busy or failing; " + (
+                "polling will retry." if retried_by_polling else "try again later."
+            )
         elif status in (401, 403):
             error = AuthenticationError
             hint = f"{self.auth.hint}; tasks stay as they are until it works."
