@@ -338,3 +338,20 @@ def test_without_a_reachable_broker_the_task_is_left_due_for_the_next_cycle(
     assert task.next_poll_at <= timezone.now()
     assert fake.status_calls(task_id) == 1
     assert poll_due().succeeded == 1
+
+
+def test_refused_requests_make_no_database_query(
+    hooks: FakeFactPulse, task_id: str, settings: Any
+) -> None:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    waiting_task(hooks, task_id)
+    body = event(task_id)
+    with CaptureQueriesContext(connections["default"]) as queries:
+        assert post(body, "sha256=" + "0" * 64).status_code == 401
+        assert post(body, "").status_code == 401
+        assert post(b"x" * 2_000_000).status_code == 413
+        settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "WEBHOOK_SECRET": ""}
+        assert post(body).status_code == 403
+    assert queries.captured_queries == []
