@@ -34,4 +34,4 @@ test-postgres: $(BIN)/.installed services
 test: lint test-sqlite test-postgres
 
 clean:
-	rm -rf $(VENV) db.sqlite3 demo-media .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm demo-media .mypy_cache .ruff_cache .pytest_cache

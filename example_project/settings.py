@@ -61,6 +61,13 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The demo serves webhooks from a thread while it polls from another: let
+    # readers and the writer work side by side, and writers queue up at BEGIN.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        transaction_mode="IMMEDIATE",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "fr-fr"
@@ -83,6 +90,13 @@ FACTPULSE_TASKS = {
     "API_KEY": env.str("FACTPULSE_API_KEY", default="replace-with-your-factpulse-api-key"),
     "POLL_INTERVAL": env.float("FACTPULSE_POLL_INTERVAL", default=2.0),
     "POLL_MAX_INTERVAL": env.float("FACTPULSE_POLL_MAX_INTERVAL", default=60.0),
+    # The secret FactPulse signs webhook events with; the default only suits a
+    # machine of one's own, like SECRET_KEY's.
+    "WEBHOOK_SECRET": env.str(
+        "FACTPULSE_WEBHOOK_SECRET", default="example-project-webhook-secret-not-for-production"
+    ),
+    # The public address of /factpulse/webhook/, sent as callback_url; empty: no webhooks.
+    "WEBHOOK_URL": env.str("FACTPULSE_WEBHOOK_URL", default=""),
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")

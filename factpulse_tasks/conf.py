@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -19,7 +20,12 @@ DAY = 24 * HOUR
 
 DEFAULTS: dict[str, Any] = {
     "BASE_URL": "",
+    # Credentials: an API key (X-API-Key), or a FactPulse account whose JWT is
+    # fetched from POST /api/token/ and renewed as needed.
     "API_KEY": "",
+    "USERNAME": "",
+    "PASSWORD": "",
+    "CLIENT_UID": "",
     # Seconds to wait for a connection, and for each read of an answer.
     "CONNECT_TIMEOUT": 5.0,
     "READ_TIMEOUT": 30.0,
@@ -47,6 +53,12 @@ DEFAULTS: dict[str, Any] = {
     # Where artifacts are stored: a key of settings.STORAGES and a path prefix.
     "STORAGE": "default",
     "UPLOAD_PREFIX": "factpulse_tasks",
+    # Webhooks: the shared secret of X-Webhook-Signature, the public address of
+    # the webhook view sent as callback_url by the submit functions, and the
+    # largest event body read.
+    "WEBHOOK_SECRET": "",
+    "WEBHOOK_URL": "",
+    "WEBHOOK_MAX_BYTES": 1024 * 1024,
 }
 
 
@@ -118,11 +130,14 @@ class Settings:
 
     @property
     def API_KEY(self) -> str:
+        """The API key, or ``""`` when an account (``USERNAME``/``PASSWORD``) is used."""
         value = self._text("API_KEY").strip()
         if not value:
+            if self._has_account():
+                return ""
             raise ConfigurationError(
                 "FACTPULSE_TASKS['API_KEY'] is not set; FactPulse needs it in the "
-                "X-API-Key header."
+                "X-API-Key header (or set USERNAME and PASSWORD to use a JWT)."
             )
         if not (value.isascii() and value.isprintable()):
             # Never quote the value: it is a secret.
@@ -131,6 +146,73 @@ class Settings:
                 "copy the key again from FactPulse."
             )
         return value
+
+    def _has_account(self) -> bool:
+        raw = self._raw()
+        return any(isinstance(raw.get(key), str) and raw[key] for key in ("USERNAME", "PASSWORD"))
+
+    @property
+    def USERNAME(self) -> str:
+        """The FactPulse account name; also checks that it comes with a password."""
+        value = self._text("USERNAME").strip()
+        password = self._get("PASSWORD")
+        has_password = isinstance(password, str) and password != ""
+        if value and not has_password:
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['USERNAME'] is set without FACTPULSE_TASKS['PASSWORD']; "
+                "give both, or neither."
+            )
+        if has_password and not value:
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['PASSWORD'] is set without FACTPULSE_TASKS['USERNAME']; "
+                "give both, or neither."
+            )
+        return value
+
+    @property
+    def PASSWORD(self) -> str:
+        # Never quoted in a message, never stripped: spaces may belong to it.
+        return self._text("PASSWORD")
+
+    @property
+    def CLIENT_UID(self) -> str:
+        value = self._text("CLIENT_UID").strip()
+        if value and not self._text("USERNAME").strip():
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['CLIENT_UID'] only goes with USERNAME and PASSWORD; set "
+                "them too, or remove it."
+            )
+        return value
+
+    @property
+    def WEBHOOK_SECRET(self) -> str:
+        """The shared secret of webhook signatures; ``""`` refuses every event."""
+        value = self._text("WEBHOOK_SECRET").strip()
+        if not (value.isascii() and value.isprintable()):
+            # Never quote the value: it is a secret.
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['WEBHOOK_SECRET'] holds characters other than printable "
+                "ASCII; copy the secret again."
+            )
+        return value
+
+    @property
+    def WEBHOOK_URL(self) -> str:
+        """The absolute address of the webhook view, sent as ``callback_url``; may be ``""``."""
+        value = self._text("WEBHOOK_URL").strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not value.isascii():
+            raise ConfigurationError(
+                "FACTPULSE_TASKS['WEBHOOK_URL'] must be the absolute address of the webhook "
+                "view, such as 'https://erp.example.com/factpulse/webhook/'."
+            )
+        return value
+
+    @property
+    def WEBHOOK_MAX_BYTES(self) -> int:
+        return self._integer("WEBHOOK_MAX_BYTES", minimum=1024, maximum=256 * 1024 * 1024)
 
     @property
     def CONNECT_TIMEOUT(self) -> float:

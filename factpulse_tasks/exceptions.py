@@ -6,7 +6,10 @@ host can catch them all at once. None of them ever carries a credential.
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 
 
 class FactPulseError(Exception):
@@ -39,6 +42,19 @@ class PollInsideTransaction(FactPulseError, RuntimeError):
     Polling makes network calls and must commit each task on its own, so it
     refuses to run inside ``atomic()`` (or a request under ``ATOMIC_REQUESTS``).
     """
+
+
+class WebhookVerificationError(FactPulseError, SuspiciousOperation):
+    """A webhook request did not prove it comes from FactPulse.
+
+    Raised when the ``X-Webhook-Signature`` header is missing, malformed or does
+    not match the body, or when no ``WEBHOOK_SECRET`` is configured. The message
+    never holds the secret nor the signature received.
+    """
+
+
+class InvalidWebhookEvent(FactPulseError, ValueError):
+    """A signed webhook body is not a FactPulse event (not JSON, or no ``data.task_id``)."""
 
 
 class PayloadError(FactPulseError):
@@ -94,3 +110,18 @@ class PermanentError(TransportError):
     """FactPulse refused the request for good (4xx other than 401/403/404/408/429)."""
 
     retryable = False
+
+
+class SubmissionRejected(PermanentError):
+    """FactPulse refused a submission (HTTP 400 or 422); nothing was tracked.
+
+    ``errors`` lists the field errors FactPulse gave, each a dict with ``loc``
+    (the path of the field, such as ``["body", "invoice_data"]``), ``msg`` and
+    ``type``; it is empty when the answer held none. ``status`` is the HTTP status.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, errors: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        super().__init__(message, status=status)
+        self.errors = [dict(error) for error in errors]

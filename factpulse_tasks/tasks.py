@@ -10,6 +10,7 @@ Add one entry to the beat schedule of the host project::
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from celery import current_app, shared_task
@@ -29,6 +30,33 @@ REQUEST_DEBOUNCE = 1
 def poll_due_tasks() -> dict[str, Any]:
     """Run one polling cycle; return its report as a dict."""
     return poll_due().as_dict()
+
+
+@shared_task(name="factpulse_tasks.poll_tasks", ignore_result=True)
+def poll_tasks(pks: list[int]) -> dict[str, Any]:
+    """Run a cycle limited to the tasks ``pks`` (those still due); return its report."""
+    return poll_due(pks=pks).as_dict()
+
+
+def request_poll_of(pks: Iterable[int]) -> bool:
+    """Have the tasks ``pks`` polled now, in a cycle of their own.
+
+    With a Celery worker, the cycle is sent to it; when Celery runs tasks
+    eagerly (no worker), it runs here and now, so call this outside any
+    transaction (``transaction.on_commit`` does). A broker that cannot be
+    reached is logged, not raised: the tasks stay due and the next beat cycle
+    polls them. Returns True if the cycle ran or was sent.
+    """
+    pks = list(pks)
+    if not pks:
+        return False
+    try:
+        poll_tasks.apply_async((pks,), retry=False, ignore_result=True)
+    except Exception as exc:
+        logger.warning("Could not ask Celery to poll %d task(s) now (%s); they wait for the "
+                       "next beat tick.", len(pks), type(exc).__name__)
+        return False
+    return True
 
 
 def request_poll() -> bool:

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from celery import Celery
+from celery import _state as celery_state
+from celery._state import _set_current_app, get_current_app
 
 from factpulse_tasks import signals
 from factpulse_tasks.models import FactPulseTask
@@ -36,6 +40,27 @@ def fake(fake_server: FakeFactPulse, settings: Any, tmp_path: Any) -> FakeFactPu
     }
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return fake_server
+
+
+@contextmanager
+def current_celery(**conf: Any) -> Iterator[Celery]:
+    """A Celery app with ``conf``, current in every thread while the block runs."""
+    previous, previous_default = get_current_app(), celery_state.default_app
+    app = Celery("factpulse-tests", set_as_current=True)
+    app.conf.update(conf)
+    app.set_default()  # for the threads of a live server too
+    try:
+        yield app
+    finally:
+        _set_current_app(previous)
+        celery_state.set_default_app(previous_default)
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[Celery]:
+    """A current Celery app that runs tasks here and now, as without a worker."""
+    with current_celery(task_always_eager=True) as app:
+        yield app
 
 
 @pytest.fixture

@@ -68,6 +68,8 @@ else:
         "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     }
 
+# The live server of the webhook tests serves static files under it.
+STATIC_URL = "static/"
 MEDIA_ROOT = tempfile.mkdtemp(prefix="factpulse-tests-media-")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -10,7 +10,11 @@ from factpulse_tasks.checks import check_settings
 from factpulse_tasks.conf import DEFAULTS, app_settings
 from factpulse_tasks.exceptions import ConfigurationError
 
-GOOD = {"BASE_URL": "https://factpulse.example", "API_KEY": "k-123"}
+GOOD = {"BASE_URL": "https://factpulse.example", "API_KEY": "k-123",
+        # The tests' URLconf routes the webhook view, which wants a secret.
+        "WEBHOOK_SECRET": "whsec-0123456789abcdef0123456789abcdef"}
+ACCOUNT = {"BASE_URL": GOOD["BASE_URL"], "USERNAME": "compta@example.fr",
+           "PASSWORD": "pa55-word", "WEBHOOK_SECRET": GOOD["WEBHOOK_SECRET"]}
 
 
 def ids(settings: Any, value: Any) -> list[str]:
@@ -47,7 +51,73 @@ def test_e002_base_url_missing_or_not_http(settings: Any, url: Any) -> None:
 
 
 def test_e003_api_key_missing(settings: Any) -> None:
-    assert ids(settings, {"BASE_URL": GOOD["BASE_URL"]}) == ["factpulse_tasks.E003"]
+    no_key = {k: v for k, v in GOOD.items() if k != "API_KEY"}
+    assert ids(settings, no_key) == ["factpulse_tasks.E003"]
+
+
+def test_an_account_replaces_the_api_key(settings: Any) -> None:
+    assert ids(settings, ACCOUNT) == []
+    assert app_settings.API_KEY == ""
+    assert (app_settings.USERNAME, app_settings.PASSWORD) == ("compta@example.fr", "pa55-word")
+    assert ids(settings, {**ACCOUNT, "CLIENT_UID": "client-42"}) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"USERNAME": "compta@example.fr"},
+        {"PASSWORD": "pa55-word"},
+        {"PASSWORD": "pa55-word", "USERNAME": "   "},
+        {"CLIENT_UID": "client-42"},
+        {"USERNAME": 42, "PASSWORD": "pa55-word"},
+    ],
+)
+def test_e010_account_incomplete_or_not_text(settings: Any, value: dict[str, Any]) -> None:
+    base = {"BASE_URL": GOOD["BASE_URL"], "WEBHOOK_SECRET": GOOD["WEBHOOK_SECRET"]}
+    if "CLIENT_UID" in value:
+        base["API_KEY"] = "k-123"
+    found = ids(settings, {**base, **value})
+    assert set(found) == {"factpulse_tasks.E010"}
+    assert "pa55-word" not in " ".join(m.msg for m in check_settings())
+
+
+@pytest.mark.parametrize("secret", ["clé-secrète-€", "line\nbreak-0123456789abcdef0123456789", 42])
+def test_e011_webhook_secret_not_printable_ascii(settings: Any, secret: Any) -> None:
+    settings.FACTPULSE_TASKS = {**GOOD, "WEBHOOK_SECRET": secret}
+    messages = check_settings()
+    assert [m.id for m in messages] == ["factpulse_tasks.E011"]
+    assert str(secret) not in messages[0].msg
+
+
+@pytest.mark.parametrize("url", ["erp.example.fr/hook", "/factpulse/webhook/", "ftp://x.fr/h",
+                                 "https:///nohost", "https://é.fr/h", 7])
+def test_e012_webhook_url_not_absolute_http(settings: Any, url: Any) -> None:
+    assert ids(settings, {**GOOD, "WEBHOOK_URL": url}) == ["factpulse_tasks.E012"]
+
+
+def test_w010_webhook_view_installed_without_a_secret(settings: Any) -> None:
+    no_secret = {k: v for k, v in GOOD.items() if k != "WEBHOOK_SECRET"}
+    assert ids(settings, no_secret) == ["factpulse_tasks.W010"]
+
+
+def test_w010_not_raised_when_nothing_can_receive_events(settings: Any) -> None:
+    settings.ROOT_URLCONF = "tests.urls_without_webhook"
+    no_secret = {k: v for k, v in GOOD.items() if k != "WEBHOOK_SECRET"}
+    assert ids(settings, no_secret) == []
+    assert ids(settings, {**no_secret, "WEBHOOK_URL": "https://erp.example.fr/hook/"}) == [
+        "factpulse_tasks.W010"]
+
+
+def test_w011_short_webhook_secret(settings: Any) -> None:
+    settings.FACTPULSE_TASKS = {**GOOD, "WEBHOOK_SECRET": "short-secret"}
+    messages = check_settings()
+    assert [m.id for m in messages] == ["factpulse_tasks.W011"]
+    assert "short-secret" not in messages[0].msg + str(messages[0].hint)
+
+
+def test_w012_api_key_and_account_both_set(settings: Any) -> None:
+    assert ids(settings, {**ACCOUNT, "API_KEY": "k-123"}) == ["factpulse_tasks.W012"]
+    assert app_settings.API_KEY == "k-123"
 
 
 @pytest.mark.parametrize(
@@ -71,6 +141,8 @@ def test_e003_api_key_missing(settings: Any) -> None:
         ("UPLOAD_PREFIX", "../outside"),
         ("UPLOAD_PREFIX", "x" * 61),
         ("STORAGE", ""),
+        ("WEBHOOK_MAX_BYTES", 10),
+        ("WEBHOOK_MAX_BYTES", "1MB"),
     ],
 )
 def test_e004_bad_value_names_the_key(settings: Any, key: str, value: Any) -> None:
@@ -118,3 +190,11 @@ def test_check_messages_never_show_the_api_key(settings: Any) -> None:
                                 "BATCH_SIZE": -1, "TYPO": 1}
     text = " ".join(f"{m.msg} {m.hint}" for m in check_settings())
     assert "super-secret-key" not in text
+
+
+def test_check_messages_never_show_a_password_or_webhook_secret(settings: Any) -> None:
+    settings.FACTPULSE_TASKS = {"BASE_URL": "nope", "PASSWORD": "hunter2-pw", "TYPO": 1,
+                                "WEBHOOK_SECRET": "tiny-whsec", "API_KEY": "k-1",
+                                "USERNAME": "u", "WEBHOOK_URL": "nope"}
+    text = " ".join(f"{m.msg} {m.hint}" for m in check_settings())
+    assert "hunter2-pw" not in text and "tiny-whsec" not in text

@@ -69,8 +69,20 @@ def check_demo_output(out: str, tmp_path: Path) -> None:
     assert len(re.findall(r"Factur-X PDF, factur-x\.xml \(en16931\)", out)) == 3
     assert "not compliant" in out and "VALIDATION_FAILED" in out and "TASK_FAILED" in out
     assert "MISMATCH" not in out
+    # Eight tracked tasks, then one submission of each kind with webhooks and without.
     stored = sorted(p.suffix for p in (tmp_path / "media").rglob("*") if p.is_file())
-    assert stored == [".pdf", ".pdf", ".pdf", ".xml", ".xml", ".xml"]
+    assert stored == [".pdf"] * (3 + 2) + [".xml"] * (3 + 2 * 2)
+    check_comparison(out)
+
+
+def check_comparison(out: str) -> None:
+    """Webhooks: two status calls a task (submission, event); polling alone needs more."""
+    hooked = re.search(r"^webhooks .*?\s+3\s+(\d+)\s+([\d.]+) s\s+([\d.]+) s$", out, re.M)
+    alone = re.search(r"^polling alone .*?\s+3\s+(\d+)\s+([\d.]+) s\s+([\d.]+) s$", out, re.M)
+    assert hooked and alone, out
+    assert int(hooked[1]) == 6 < int(alone[1])
+    assert float(hooked[3]) < 1.5  # a signal within moments of the finish, not at a poll
+    assert "With webhooks the signals came" in out
 
 
 def test_demo_finishes_every_task_with_verified_files_and_one_signal_each(

@@ -22,3 +22,20 @@ def test_readme_testing_example_passes(settings: Any, transactional_db: None) ->
     namespace: dict[str, Any] = {}
     exec(compile(readme_example(), str(README), "exec"), namespace)
     namespace["test_generated_invoice_is_stored"](settings, transactional_db)
+
+
+def readme_webhook_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Testing your project with the fake FactPulse"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) >= 2, "the README lost its webhook testing example"
+    return textwrap.dedent(blocks[1])
+
+
+def test_readme_webhook_example_passes(
+    settings: Any, live_server: Any, transactional_db: None, eager_celery: Any
+) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(readme_webhook_example(), str(README), "exec"), namespace)
+    namespace["test_a_validation_ends_when_factpulse_says_so"](settings, live_server,
+                                                                transactional_db)

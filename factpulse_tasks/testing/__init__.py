@@ -38,13 +38,16 @@ from .documents import make_cii_xml, make_facturx_pdf
 from .endpoints import Submission
 from .forms import UploadedFile
 from .server import FakeFactPulse, RequestRecord
+from .webhooks import Delivery, WebhookEvent
 
 __all__ = [
     "Answer",
+    "Delivery",
     "FakeFactPulse",
     "RequestRecord",
     "Submission",
     "UploadedFile",
+    "WebhookEvent",
     "business_error",
     "camel_case",
     "celery_failure",

@@ -123,6 +123,11 @@ class FactPulseAPI:
         self._submission_scripts: dict[str, tuple[Answer, ...]] = {}
         self._timed: dict[str, tuple[float, Answer, Answer]] = {}
         self._submissions: list[Submission] = []
+        # Submitted tasks that have not finished yet (only when submissions are held).
+        self.hold_submissions = False
+        self._held: set[str] = set()
+        self._finished_at: dict[str, float] = {}
+        self._by_task: dict[str, Submission] = {}
 
     def script(self, task_id: str, answers: Sequence[Answer]) -> None:
         """See :meth:`FakeFactPulse.script`."""
@@ -154,6 +159,26 @@ class FactPulseAPI:
         """A copy of the accepted submissions, oldest first."""
         with self._lock:
             return list(self._submissions)
+
+    def finish(self, task_id: str) -> tuple[Submission | None, Answer] | None:
+        """End a held task: its status answers jump to the last of its script.
+
+        Returns its submission (``None`` for a scripted task) and final answer,
+        or ``None`` when the task was not held (unknown, or already finished).
+        """
+        with self._lock:
+            if task_id not in self._held:
+                return None
+            self._held.discard(task_id)
+            script = self._scripts[task_id]
+            self._cursors[task_id] = len(script) - 1
+            self._finished_at[task_id] = time.time()
+            return self._by_task.get(task_id), script[-1]
+
+    def finished_at(self, task_id: str) -> float | None:
+        """When :meth:`finish` ended ``task_id`` (``time.time()``), if it did."""
+        with self._lock:
+            return self._finished_at.get(task_id)
 
     def handle(self, method: str, path: str, headers: Message, body: bytes) -> Reply:
         """Answer one request; ``path`` has no query string."""
@@ -200,7 +225,9 @@ class FactPulseAPI:
                 answer = build.pending()
             else:
                 cursor = self._cursors[task_id]
-                answer = script[min(cursor, len(script) - 1)]
+                # A held task walks its script but never reaches the final answer.
+                last = len(script) - (2 if task_id in self._held else 1)
+                answer = script[min(cursor, last)] if last >= 0 else build.pending()
                 self._cursors[task_id] = cursor + 1
         return Reply(
             status=None if answer.reset else answer.status,
@@ -243,6 +270,9 @@ class FactPulseAPI:
             self._scripts[task_id] = script
             self._cursors[task_id] = 0
             self._submissions.append(submission)
+            self._by_task[task_id] = submission
+            if self.hold_submissions:
+                self._held.add(task_id)
         accepted = {"taskId": task_id}
         if kind == "signature":
             # The signing endpoint documents this richer 202 body; taskId keeps it a TaskResponse.

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from .answers import Answer
 from .endpoints import FactPulseAPI, Reply, Submission, json_reply
+from .webhooks import Delivery, WebhookEvent, WebhookSender, event_type_for, make_event
 
 __all__ = ["FakeFactPulse", "RequestRecord"]
 
@@ -56,6 +57,16 @@ class FakeFactPulse:
     ``Authorization: Bearer``. ``latency`` seconds are added to every answer; it can be
     changed while the server runs.
 
+    Webhooks: with ``webhook_secret``, a task submitted with a ``callback_url`` gets a
+    signed event posted there when it finishes (see :mod:`.webhooks`), each event
+    ``webhook_copies`` times, one at a time in order (``webhook_workers=1``) or several
+    at once; with ``hold_webhooks`` events wait for :meth:`release_webhooks`.
+
+    With ``finish_after`` (seconds), a submitted task finishes that long after its
+    submission and not before, whatever the number of status requests: until then its
+    status walks its script without reaching the last answer. :meth:`finish` ends such
+    a task at once.
+
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
@@ -67,11 +78,24 @@ class FakeFactPulse:
         password: str | None = None,
         token_lifetime: float = 1800.0,
         latency: float = 0.0,
+        webhook_secret: str | None = None,
+        webhook_copies: int = 1,
+        webhook_workers: int = 1,
+        hold_webhooks: bool = False,
+        finish_after: float | None = None,
     ) -> None:
         self.latency = float(latency)
         self._api = FactPulseAPI(
             api_key=api_key, username=username, password=password, token_lifetime=token_lifetime
         )
+        self.webhook_secret = webhook_secret
+        self.finish_after = finish_after
+        self._api.hold_submissions = finish_after is not None
+        self._webhook_copies = webhook_copies
+        self._webhook_workers = webhook_workers
+        self._hold_webhooks = hold_webhooks
+        self._sender: WebhookSender | None = None
+        self._timers: list[threading.Timer] = []
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._errors: list[str] = []
@@ -87,6 +111,9 @@ class FakeFactPulse:
         if self._httpd is not None:
             raise RuntimeError("FakeFactPulse is already running")
         self._stopping.clear()
+        self._sender = WebhookSender(
+            copies=self._webhook_copies, hold=self._hold_webhooks, workers=self._webhook_workers
+        )
         httpd = _Server(("127.0.0.1", 0), _Handler)
         httpd.fake = self
         self._httpd = httpd
@@ -116,6 +143,12 @@ class FakeFactPulse:
         httpd.server_close()
         if thread is not None:
             thread.join(timeout=5)
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+        if self._sender is not None:
+            self._sender.stop()
         self._httpd = self._thread = None
 
     def __enter__(self) -> FakeFactPulse:
@@ -158,6 +191,66 @@ class FakeFactPulse:
         answers brings it back.
         """
         self._api.script_submissions(kind, answers)
+
+    def finish(self, task_id: str) -> bool:
+        """End a submitted task now (see ``finish_after``) and post its event, if any.
+
+        Its status endpoint gives the last answer of its script from now on. The
+        event goes to the submission's ``callback_url`` when there is one and a
+        ``webhook_secret`` is set. Returns False if the task was not waiting to
+        finish (unknown, scripted with :meth:`script`, or finished already).
+        """
+        ended = self._api.finish(task_id)
+        if ended is None:
+            return False
+        submission, answer = ended
+        if (
+            submission is not None
+            and submission.callback_url
+            and self.webhook_secret
+            and self._sender is not None
+        ):
+            event_type = event_type_for(submission.kind, answer)
+            self._sender.send(
+                make_event(task_id, event_type, submission.callback_url, self.webhook_secret)
+            )
+        return True
+
+    def finished_at(self, task_id: str) -> float | None:
+        """When the task finished (``time.time()``), for tasks ended by :meth:`finish`."""
+        return self._api.finished_at(task_id)
+
+    @property
+    def held_webhooks(self) -> list[WebhookEvent]:
+        """The events waiting for :meth:`release_webhooks` (with ``hold_webhooks``)."""
+        return self._sender.held if self._sender is not None else []
+
+    def release_webhooks(self, *, reverse: bool = False) -> int:
+        """Post the held events, in order or newest first; returns how many."""
+        if self._sender is None:
+            raise RuntimeError("FakeFactPulse is not running: call start() first")
+        return self._sender.release(reverse=reverse)
+
+    @property
+    def webhook_deliveries(self) -> list[Delivery]:
+        """Every event post made so far, oldest first, with the status received."""
+        return self._sender.deliveries if self._sender is not None else []
+
+    def wait_for_webhooks(self, count: int, timeout: float = 10.0) -> list[Delivery]:
+        """Wait until ``count`` event posts were made in all; raises ``TimeoutError``."""
+        if self._sender is None:
+            raise RuntimeError("FakeFactPulse is not running: call start() first")
+        return self._sender.wait(count, timeout)
+
+    def _submitted(self, task_id: str) -> None:
+        if self.finish_after is None:
+            return
+        timer = threading.Timer(self.finish_after, self.finish, (task_id,))
+        timer.daemon = True
+        with self._lock:
+            self._timers = [t for t in self._timers if t.is_alive()]
+            self._timers.append(timer)
+        timer.start()
 
     def script_until(self, task_id: str, finish_at: float, before: Answer, after: Answer) -> None:
         """Answer ``before`` for ``task_id`` until ``time.time()`` reaches ``finish_at``,
@@ -318,6 +411,8 @@ class _Handler(BaseHTTPRequestHandler):
                     500, {"errorCode": "INTERNAL_ERROR", "errorMessage": "FakeFactPulse failed"}
                 )
         fake._record(method, path, reply, arrived)
+        if reply.route == "submission" and reply.status == 202 and reply.task_id:
+            fake._submitted(reply.task_id)
         wait = fake.latency + reply.delay
         if (wait > 0 and fake._stopping.wait(wait)) or reply.reset:
             self._drop()

@@ -6,6 +6,11 @@ one is finished, then a table shows states, stored files and the signals the
 project's receivers got. With the default in-process Celery the task runs here;
 with ``CELERY_BROKER_URL`` set, the command starts a Celery worker process and
 sends the task through the broker.
+
+Then the submit functions send one task of each kind twice: once with
+webhooks (the fake posts signed events to this project, served over HTTP), once
+with polling alone, and a table compares the delay from the remote finish to
+the signal and the number of status calls (Celery in-process for both).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
 from example_project.celery import app as celery_app
+from example_project.demo import comparison
 from example_project.demo.models import SignalReceipt
 from factpulse_tasks.models import FactPulseTask
 from factpulse_tasks.tasks import poll_due_tasks
@@ -78,6 +84,27 @@ class Command(BaseCommand):
             with override_settings(FACTPULSE_TASKS=config), self._celery(fake):
                 served = self._run(fake, options["timeout"])
         self._report(served)
+        self._compare(options["timeout"])
+
+    def _compare(self, timeout: float) -> None:
+        self.stdout.write(
+            f"\nSubmit and track: one task of each kind, finished by FactPulse "
+            f"{comparison.FINISH_AFTER:g} s after its submission."
+        )
+        eager = celery_app.conf.task_always_eager
+        celery_app.conf.task_always_eager = True  # the worker, if any, is gone by now
+        try:
+            runs = comparison.compare(timeout)
+        finally:
+            celery_app.conf.task_always_eager = eager
+        self._table([("mode", "tasks", "status calls", "mean delay to signal", "max delay"),
+                     *(run.row() for run in runs)])
+        hooked, alone = runs
+        faster = sum(alone.delays) / max(sum(hooked.delays), 1e-6)
+        self.stdout.write(
+            f"With webhooks the signals came {faster:.1f}x sooner after the remote finish, "
+            f"with {hooked.status_calls} status calls instead of {alone.status_calls}."
+        )
 
     @contextmanager
     def _celery(self, fake: FakeFactPulse) -> Iterator[None]:
