@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import display, polling, tasks, transitions
+from .display import DETAILS_DISPLAY_LIMIT, JSON_DISPLAY_LIMIT  # noqa: F401  (public names)
 from .exceptions import PollInsideTransaction
 from .models import Artifact, FactPulseTask
 from .querysets import UNFINISHED_STATES
@@ -208,7 +209,8 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("raw result"))
     def raw_result_display(self, task: FactPulseTask) -> SafeString:
-        return display.json_block(task.result)
+        # Shown only when the result above is laid out rather than shown as JSON.
+        return display.json_block(task.result if display.has_layout(task) else None)
 
     @admin.display(description=_("metadata"))
     def metadata_display(self, task: FactPulseTask) -> SafeString:

@@ -100,22 +100,29 @@ def afnor_table(details: Any) -> SafeString:
     )
 
 
+def has_layout(task: FactPulseTask) -> bool:
+    """Whether :func:`result_panel` lays the result out rather than showing its JSON."""
+    result = task.result
+    if not isinstance(result, dict):
+        return False
+    if task.kind == FactPulseTask.Kind.VALIDATION:
+        return isinstance(result.get("validation_result"), dict)
+    if task.kind == FactPulseTask.Kind.SIGNATURE:
+        return result.get("status") == "SUCCESS"
+    return result.get("status") == "SUCCESS" and task.kind in (
+        FactPulseTask.Kind.GENERATION, FactPulseTask.Kind.STATUS)
+
+
 def result_panel(task: FactPulseTask) -> SafeString:
-    """The result of a task, laid out for its kind; ``-`` when there is none."""
-    result = task.result if isinstance(task.result, dict) else None
-    if result is None:
-        return format_html("{}", "-")
-    if task.kind == FactPulseTask.Kind.VALIDATION and isinstance(
-        result.get("validation_result"), dict
-    ):
+    """The result of a task, laid out for its kind, else as JSON; ``-`` when there is none."""
+    if not has_layout(task):
+        return json_block(task.result)
+    result: dict[str, Any] = task.result or {}
+    if task.kind == FactPulseTask.Kind.VALIDATION:
         return _validation(result["validation_result"])
     if task.kind == FactPulseTask.Kind.SIGNATURE:
         return _signature(result)
-    if task.kind in (FactPulseTask.Kind.GENERATION, FactPulseTask.Kind.STATUS) and (
-        result.get("status") == "SUCCESS"
-    ):
-        return _generation(task, result)
-    return json_block(result)
+    return _generation(task, result)
 
 
 def _validation(verdict: dict[str, Any]) -> SafeString:
