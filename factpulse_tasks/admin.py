@@ -125,6 +125,14 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         (_("Raw result"), {"fields": ("raw_result_display",), "classes": ("collapse",)}),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not display.has_layout(obj):
+            # The result is already shown as JSON: no need for a raw copy.
+            fieldsets = [(name, options) for name, options in fieldsets
+                         if "raw_result_display" not in options["fields"]]
+        return fieldsets
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[FactPulseTask]:
         queryset = super().get_queryset(request)
         match = request.resolver_match
@@ -209,8 +217,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("raw result"))
     def raw_result_display(self, task: FactPulseTask) -> SafeString:
-        # Shown only when the result above is laid out rather than shown as JSON.
-        return display.json_block(task.result if display.has_layout(task) else None)
+        return display.json_block(task.result)
 
     @admin.display(description=_("metadata"))
     def metadata_display(self, task: FactPulseTask) -> SafeString:
