@@ -36,6 +36,7 @@ from .querysets import UNFINISHED_STATES
 LATE_AFTER = 300
 # Media types an artifact is served with; anything else goes out as bytes.
 SERVED_TYPES = {"application/pdf", "application/xml"}
+ERROR_SECTION = _("Error")
 
 
 def artifact_download_url(artifact: Artifact) -> str:
@@ -115,7 +116,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         (None, {"fields": ("task_id", "kind", "state_display", "reference",
                            "metadata_display")}),
         (_("FactPulse"), {"fields": ("remote_status", "result_display")}),
-        (_("Error"), {"fields": ("error_code", "error_message", "error_details_display")}),
+        (ERROR_SECTION, {"fields": ("error_code", "error_message", "error_details_display")}),
         (_("Notification"), {"fields": ("notified_at", "notification_error", "retried_at")}),
         (
             _("Polling"),
@@ -127,6 +128,13 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and not (obj.error_code or obj.error_message):
+            # Nothing went wrong: fold the empty error section.
+            fieldsets = [
+                (name, {**options, "classes": ("collapse",)}) if name == ERROR_SECTION
+                else (name, options)
+                for name, options in fieldsets
+            ]
         if obj is None or not display.has_layout(obj):
             # The result is already shown as JSON: no need for a raw copy.
             fieldsets = [(name, options) for name, options in fieldsets

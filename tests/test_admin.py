@@ -190,6 +190,8 @@ def test_detail_shows_the_afnor_error_as_a_table(staff: Client,
                                                  finished: dict[str, FactPulseTask]) -> None:
     task = finished["ko-generation-2"]
     html = detail(staff, task)
+    # Nothing folded: the error is open, and the result is shown as JSON only once.
+    assert html.count('<fieldset class="module aligned collapse"') == 0
     for header in ("Level", "Item", "Reason", "Source", "Code"):
         assert f'<th scope="col">{header}</th>' in html
     assert "<td>BR-FR-01</td>" in html and "<td>SCHEMATRON_BR_FR_01</td>" in html
@@ -204,6 +206,8 @@ def test_detail_shows_the_validation_verdict_with_its_error_lists(
     html = detail(staff, finished["ok-validation-3"])
     assert 'data-compliant="false">Not compliant</strong>' in html
     assert "profile EN16931" in html
+    assert "<li>PDF/A: not compliant (PDF/A-3B)</li>" in html
+    assert "<li>Not signed</li>" in html
     assert "XML errors (2)" in html and "PDF/A errors (1)" in html
     assert "[BR-FR-01] Le SIRET du vendeur" in html
     assert "La police Helvetica n&#x27;est pas incorporée" in html
@@ -224,6 +228,8 @@ def test_detail_shows_the_generated_file_name_and_its_factur_x_profile(
     staff: Client, finished: dict[str, FactPulseTask]
 ) -> None:
     html = detail(staff, finished["ok-generation-1"])
+    # Folded: the empty error section and the raw result.
+    assert html.count('<fieldset class="module aligned collapse"') == 2
     assert "<dt>File name</dt><dd>FA-2026-0001.pdf</dd>" in html
     assert "<dt>Factur-X profile</dt><dd>EN16931</dd>" in html
 
