@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -78,6 +79,21 @@ class ArtifactInline(admin.TabularInline):
                            filesizeformat(artifact.size))
 
 
+class RemoteStatusFilter(admin.SimpleListFilter):
+    """The Celery states FactPulse reports, listed without reading the table."""
+
+    title = _("remote status")
+    parameter_name = "remote_status"
+    STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(state, state) for state in self.STATES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(remote_status=value) if value else queryset
+
+
 class NotificationFilter(admin.SimpleListFilter):
     title = _("notification")
     parameter_name = "notification"
@@ -106,7 +122,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         "task_id", "state_display", "kind", "reference", "remote_status", "age_display",
         "poll_count", "artifact_links", "created_at",
     )
-    list_filter = ("state", "kind", "remote_status", "created_at", NotificationFilter)
+    list_filter = ("state", "kind", RemoteStatusFilter, "created_at", NotificationFilter)
     search_fields = ("task_id", "reference", "error_code")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
@@ -248,8 +264,8 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         try:
             report = polling.poll_due(pks=pks, limit=len(pks))
         except PollInsideTransaction:
-            # Inside ATOMIC_REQUESTS: a worker polls them instead, as soon as it can.
-            tasks.request_poll()
+            # Inside ATOMIC_REQUESTS: a worker polls them instead, once this request commits.
+            transaction.on_commit(tasks.request_poll, using=transitions.database())
             self.message_user(request, ngettext(
                 "%(count)d task will be polled by the next polling cycle.",
                 "%(count)d tasks will be polled by the next polling cycle.",
@@ -279,7 +295,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         pks = list(queryset.values_list("pk", flat=True))
         count = transitions.retry(pks)
         if count:
-            tasks.request_poll()
+            transaction.on_commit(tasks.request_poll, using=transitions.database())
             self.message_user(request, ngettext(
                 "%(count)d task was put back to pending; its finished signals will be sent "
                 "again for its new outcome.",

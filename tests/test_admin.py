@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from factpulse_tasks import tasks
 from factpulse_tasks.models import FactPulseTask
 from factpulse_tasks.testing import FakeFactPulse, answers
 from tests.conftest import API_KEY, SignalLog, drive
@@ -403,13 +404,17 @@ def test_poll_now_inside_a_transaction_leaves_it_to_the_next_cycle(
     operator: Client, fake: FakeFactPulse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
+    asked: list[bool] = []
+    monkeypatch.setattr(tasks, "request_poll", lambda: asked.append(True) or True)
     task_id = str(uuid.uuid4())
     fake.script(task_id, answers.generation_success())
     task = FactPulseTask.objects.track(task_id, "generation")
     FactPulseTask.objects.filter(pk=task.pk).update(
         next_poll_at=timezone.now() + timedelta(hours=1))
+    asked.clear()  # the one track() asked for
     shown = run_action(operator, "poll_now", task)
     assert "1 task will be polled by the next polling cycle." in shown
+    assert asked == [True]  # a Celery cycle, asked for once the request committed
     assert fake.status_calls(task_id) == 0
     task.refresh_from_db()
     assert task.next_poll_at is not None and task.next_poll_at <= timezone.now()
