@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
+from playwright import sync_api  # the dev extra: a missing package is an error, not a skip
 
 from factpulse_tasks.models import FactPulseTask
 from factpulse_tasks.testing import FakeFactPulse, answers
@@ -34,8 +35,6 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True),
 ]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
 
 PASSWORD = "browser-test-pw"
 
