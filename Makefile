@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell sh scripts/find-python)
 
-.PHONY: demo test test-sqlite test-postgres lint services clean
+.PHONY: demo test test-sqlite test-postgres test-browser lint services clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "No Python 3.12+ found; set PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -31,7 +31,12 @@ test-sqlite: $(BIN)/.installed
 test-postgres: $(BIN)/.installed services
 	FACTPULSE_TEST_DATABASE=postgres $(BIN)/python -m pytest
 
+# The browser test alone (it also runs in test-sqlite and test-postgres); it needs
+# /usr/bin/chromium and saves screenshots in artifacts/screenshots/.
+test-browser: $(BIN)/.installed
+	$(BIN)/python -m pytest -m browser
+
 test: lint test-sqlite test-postgres
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm demo-media .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm demo-media artifacts .mypy_cache .ruff_cache .pytest_cache

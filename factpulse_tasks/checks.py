@@ -1,11 +1,20 @@
-"""System checks for ``settings.FACTPULSE_TASKS``."""
+"""System checks: ``settings.FACTPULSE_TASKS``, and how the project deploys the app.
+
+Ids: E001–E005 and W001–W002 for the settings themselves; W020–W022 for the
+deployment (plain http, no beat entry, artifacts served publicly).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
+import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.files.storage import FileSystemStorage, InvalidStorageError, storages
 from django.urls import NoReverseMatch, reverse
 
 from .conf import DEFAULTS, app_settings
@@ -142,3 +151,141 @@ def _webhook_warnings() -> list[CheckMessage]:
             )
         ]
     return []
+
+
+# Deployment checks -----------------------------------------------------------
+
+POLL_TASK = "factpulse_tasks.poll_due_tasks"
+# ACLs of django-storages backends (S3, Google Cloud) that let anyone read a file.
+PUBLIC_ACLS = {"public-read", "public-read-write", "publicRead", "publicReadWrite"}
+
+
+@register(Tags.security)
+def check_base_url_scheme(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W020: ``BASE_URL`` is plain ``http://`` outside DEBUG, to a host other than this one.
+
+    The API key and the invoices would cross the network in clear text. Loopback
+    addresses (``localhost``, ``127.0.0.0/8``, ``::1``) are allowed: a local proxy
+    or a fake server in tests.
+    """
+    try:
+        url = app_settings.BASE_URL
+    except ConfigurationError:
+        return []  # E001/E002
+    parts = urlsplit(url)
+    if parts.scheme != "http" or settings.DEBUG or _is_loopback(parts.hostname or ""):
+        return []
+    return [
+        Warning(
+            f"FACTPULSE_TASKS['BASE_URL'] ({url}) uses http://: the API key and the invoices "
+            "cross the network unencrypted.",
+            hint="Use https:// (FactPulse serves https://factpulse.fr).",
+            id="factpulse_tasks.W020",
+        )
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def celery_app() -> Any:
+    """The Celery app of the project (the current one), or None without Celery."""
+    if importlib.util.find_spec("celery") is None:
+        return None
+    from celery import current_app
+
+    return current_app
+
+
+@register()
+def check_beat_schedule(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W021: Celery is installed but no beat entry runs ``factpulse_tasks.poll_due_tasks``.
+
+    Looks at ``settings.CELERY_BEAT_SCHEDULE`` and at the current Celery app's
+    ``beat_schedule``. Skipped when beat reads its schedule from the database
+    (django-celery-beat's ``DatabaseScheduler``): a system check does not query it.
+    """
+    app = celery_app()
+    if app is None:
+        return []
+    scheduler = getattr(settings, "CELERY_BEAT_SCHEDULER", None) or app.conf.beat_scheduler
+    if "django_celery_beat" in str(scheduler):
+        return []
+    schedules = [getattr(settings, "CELERY_BEAT_SCHEDULE", None), app.conf.beat_schedule]
+    for schedule in schedules:
+        if isinstance(schedule, dict) and any(
+            isinstance(entry, dict) and entry.get("task") == POLL_TASK
+            for entry in schedule.values()
+        ):
+            return []
+    return [
+        Warning(
+            f"No Celery beat entry runs {POLL_TASK!r}: tracked tasks are polled only when "
+            "they are tracked, and never expire.",
+            hint=f'Add {{"factpulse-poll": {{"task": "{POLL_TASK}", "schedule": 5.0}}}} to '
+            "CELERY_BEAT_SCHEDULE. If you poll with cron instead, add "
+            '"factpulse_tasks.W021" to SILENCED_SYSTEM_CHECKS.',
+            id="factpulse_tasks.W021",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_artifact_storage(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W022: the storage of artifacts hands the files out publicly.
+
+    A ``FileSystemStorage`` is public when its folder is ``MEDIA_ROOT`` (or inside
+    it) and the project sets ``MEDIA_URL``, or when it has a ``base_url`` of its own: the
+    web server serves those folders. Any storage with a public ACL
+    (``default_acl`` such as ``public-read``) or unsigned URLs
+    (``querystring_auth = False``, django-storages) is public too.
+    """
+    try:
+        alias = app_settings.STORAGE
+        storage = storages[alias]
+    except (ConfigurationError, InvalidStorageError):
+        return []  # E004/E005
+    why = _public_because(alias, storage)
+    if why is None:
+        return []
+    return [
+        Warning(
+            f"The storage of FactPulse artifacts (STORAGES[{alias!r}]) serves them publicly: "
+            f"{why}. They are invoices.",
+            hint="Point FACTPULSE_TASKS['STORAGE'] to a private storage (see 'Keep artifacts "
+            "private' in the factpulse-tasks README); the admin serves the files to users "
+            "allowed to view the tasks.",
+            id="factpulse_tasks.W022",
+        )
+    ]
+
+
+def _public_because(alias: str, storage: Any) -> str | None:
+    options = (getattr(settings, "STORAGES", {}).get(alias) or {}).get("OPTIONS") or {}
+    if isinstance(storage, FileSystemStorage):
+        if options.get("base_url"):
+            return f"it publishes its files under base_url {options['base_url']!r}"
+        # Django reads an unset MEDIA_URL as "/": only a URL the project chose counts.
+        overridden = settings.is_overridden("MEDIA_URL")  # type: ignore[misc]  # not in stubs
+        media_url = settings.MEDIA_URL if overridden else ""
+        media_root = settings.MEDIA_ROOT
+        if media_url and media_root and _inside(storage.location, media_root):
+            return f"its folder is inside MEDIA_ROOT, served under MEDIA_URL {media_url!r}"
+        return None
+    acl = getattr(storage, "default_acl", None)
+    if acl in PUBLIC_ACLS:
+        return f"its files are created with the public ACL {acl!r}"
+    if getattr(storage, "querystring_auth", None) is False:
+        return "its URLs are not signed (querystring_auth is False)"
+    return None
+
+
+def _inside(location: str | os.PathLike[str], media_root: str | os.PathLike[str]) -> bool:
+    folder, root = os.path.realpath(location), os.path.realpath(media_root)
+    return folder == root or folder.startswith(root.rstrip(os.sep) + os.sep)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
+from django.core.files.storage import Storage
 
-from factpulse_tasks.checks import check_settings
+from factpulse_tasks import checks
+from factpulse_tasks.checks import (
+    check_artifact_storage,
+    check_base_url_scheme,
+    check_beat_schedule,
+    check_settings,
+)
 from factpulse_tasks.conf import DEFAULTS, app_settings
 from factpulse_tasks.exceptions import ConfigurationError
 
@@ -198,3 +207,141 @@ def test_check_messages_never_show_a_password_or_webhook_secret(settings: Any) -
                                 "USERNAME": "u", "WEBHOOK_URL": "nope"}
     text = " ".join(f"{m.msg} {m.hint}" for m in check_settings())
     assert "hunter2-pw" not in text and "tiny-whsec" not in text
+# Deployment checks --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://factpulse.example", "http://10.0.0.8:8000/"])
+def test_w020_plain_http_outside_debug(settings: Any, url: str) -> None:
+    settings.DEBUG = False
+    settings.FACTPULSE_TASKS = {**GOOD, "BASE_URL": url}
+    messages = check_base_url_scheme()
+    assert [m.id for m in messages] == ["factpulse_tasks.W020"]
+    assert url.rstrip("/") in messages[0].msg and "k-123" not in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    ("debug", "url"),
+    [
+        (True, "http://factpulse.example"),  # DEBUG: a developer's machine
+        (False, "https://factpulse.example"),
+        (False, "http://127.0.0.1:8080"),  # loopback: a local proxy or a fake server
+        (False, "http://localhost:8080"),
+        (False, "http://[::1]:8080"),
+        (False, ""),  # reported as E002
+    ],
+)
+def test_w020_not_for_https_debug_or_loopback(settings: Any, debug: bool, url: str) -> None:
+    settings.DEBUG = debug
+    settings.FACTPULSE_TASKS = {**GOOD, "BASE_URL": url}
+    assert check_base_url_scheme() == []
+
+
+POLL_ENTRY = {"factpulse-poll": {"task": "factpulse_tasks.poll_due_tasks", "schedule": 5.0}}
+
+
+@pytest.fixture
+def celery(monkeypatch: pytest.MonkeyPatch) -> Celery:
+    """The project's Celery app, as the check finds it."""
+    app = Celery("factpulse-check-tests", set_as_current=False)
+    monkeypatch.setattr(checks, "celery_app", lambda: app)
+    return app
+
+
+def test_w021_no_beat_entry_polls_the_tasks(settings: Any, celery: Celery) -> None:
+    settings.CELERY_BEAT_SCHEDULE = {"other": {"task": "billing.send", "schedule": 60}}
+    messages = check_beat_schedule()
+    assert [m.id for m in messages] == ["factpulse_tasks.W021"]
+    assert "factpulse_tasks.poll_due_tasks" in messages[0].msg
+    assert "SILENCED_SYSTEM_CHECKS" in (messages[0].hint or "")
+
+
+def test_w021_satisfied_by_the_settings_or_the_celery_app(settings: Any, celery: Celery) -> None:
+    settings.CELERY_BEAT_SCHEDULE = POLL_ENTRY
+    assert check_beat_schedule() == []
+    del settings.CELERY_BEAT_SCHEDULE
+    celery.conf.beat_schedule = POLL_ENTRY
+    assert check_beat_schedule() == []
+
+
+def test_w021_skipped_with_a_database_scheduler_or_without_celery(
+    settings: Any, celery: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+    assert check_beat_schedule() == []
+    del settings.CELERY_BEAT_SCHEDULER
+    monkeypatch.setattr(checks, "celery_app", lambda: None)
+    assert check_beat_schedule() == []
+
+
+def storage_settings(settings: Any, tmp_path: Path, **options: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "invoices": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                     "OPTIONS": options},
+    }
+    settings.FACTPULSE_TASKS = {**GOOD, "STORAGE": "invoices"}
+
+
+def test_w022_artifacts_inside_a_served_media_root(settings: Any, tmp_path: Path) -> None:
+    storage_settings(settings, tmp_path, location=str(tmp_path / "media" / "invoices"))
+    settings.MEDIA_URL = "/media/"
+    messages = check_artifact_storage()
+    assert [m.id for m in messages] == ["factpulse_tasks.W022"]
+    assert "MEDIA_ROOT" in messages[0].msg and "'/media/'" in messages[0].msg
+
+
+def test_w022_artifacts_with_a_public_base_url(settings: Any, tmp_path: Path) -> None:
+    storage_settings(settings, tmp_path, location=str(tmp_path / "private"),
+                     base_url="https://files.example/invoices/")
+    assert [m.id for m in check_artifact_storage()] == ["factpulse_tasks.W022"]
+
+
+class PublicBucket(Storage):
+    default_acl = "public-read"
+    querystring_auth = True
+
+
+class UnsignedBucket(Storage):
+    default_acl = None
+    querystring_auth = False
+
+
+class PrivateBucket(Storage):
+    default_acl = "private"
+    querystring_auth = True
+
+
+@pytest.mark.parametrize(("backend", "public"), [
+    (PublicBucket, True), (UnsignedBucket, True), (PrivateBucket, False),
+])
+def test_w022_buckets_with_a_public_acl_or_unsigned_urls(
+    settings: Any, backend: type, public: bool
+) -> None:
+    settings.STORAGES = {**settings.STORAGES,
+                         "invoices": {"BACKEND": f"{__name__}.{backend.__name__}"}}
+    settings.FACTPULSE_TASKS = {**GOOD, "STORAGE": "invoices"}
+    expected = ["factpulse_tasks.W022"] if public else []
+    assert [m.id for m in check_artifact_storage()] == expected
+
+
+def test_w022_not_for_a_private_folder_or_an_unserved_media_root(
+    settings: Any, tmp_path: Path
+) -> None:
+    # No MEDIA_URL chosen by the project: nothing says MEDIA_ROOT is served.
+    storage_settings(settings, tmp_path, location=str(tmp_path / "media" / "invoices"))
+    assert check_artifact_storage() == []
+    settings.MEDIA_URL = "/media/"
+    storage_settings(settings, tmp_path, location=str(tmp_path / "private"))
+    assert check_artifact_storage() == []
+    # A media root whose name starts the same, next to the folder and not above it.
+    settings.MEDIA_ROOT = str(tmp_path / "priv")
+    assert check_artifact_storage() == []
+
+
+def test_deployment_checks_are_registered(settings: Any) -> None:
+    from django.core.checks import registry
+
+    registered = registry.registry.get_checks(include_deployment_checks=True)
+    for check in (check_base_url_scheme, check_beat_schedule, check_artifact_storage):
+        assert check in registered
