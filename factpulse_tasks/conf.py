@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     # A task not finished this many seconds after it was tracked ends "expired".
     "TASK_TIMEOUT": 3600.0,
     # How many due tasks one cycle claims, and how long the claim holds them.
-    "BATCH_SIZE": 100,
+    "BATCH_SIZE": 250,
     "LEASE_SECONDS": 300.0,
     # Where artifacts are stored: a key of settings.STORAGES and a path prefix.
     "STORAGE": "default",

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.db import connections, models, router, transaction
-from django.db.models import Case, F, Value, When
+from django.db import connections, router, transaction
+from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from .conf import app_settings
@@ -155,19 +156,27 @@ def apply_waiting(pairs: list[tuple[FactPulseTask, Waiting]]) -> list[str]:
             waiting.append((task, update))
             outcomes.append("waiting")
     if waiting:
-        def each(value: Any, field: models.Field[Any, Any]) -> Case:
-            return Case(*(When(pk=task.pk, then=Value(value(task, update), output_field=field))
-                          for task, update in waiting))
+        alias = database()
 
+        def each(values: list[Any]) -> RawSQL:
+            # A plain "CASE id WHEN …" compiles in a tenth of the time of Case/When.
+            column = connections[alias].ops.quote_name(FactPulseTask._meta.pk.column)
+            branches = " ".join("WHEN %s THEN %s" for _ in values)
+            params: list[Any] = []
+            for (task, _), value in zip(waiting, values, strict=True):
+                params += [task.pk, value]
+            return RawSQL(f"CASE {column} {branches} END", params)
+
+        adapt = connections[alias].ops.adapt_datetimefield_value
         FactPulseTask.objects.filter(
             pk__in=[task.pk for task, _ in waiting], state__in=UNFINISHED_STATES
         ).update(
-            state=each(lambda _, u: "running" if u.running else "pending", models.CharField()),
-            remote_status=each(lambda _, u: u.remote_status[:32], models.CharField()),
-            next_poll_at=each(
-                lambda t, _: now + timedelta(seconds=next_interval(t.poll_count)),
-                models.DateTimeField(),
-            ),
+            state=each(["running" if u.running else "pending" for _, u in waiting]),
+            remote_status=each([u.remote_status[:32] for _, u in waiting]),
+            next_poll_at=each([
+                adapt(now + timedelta(seconds=next_interval(task.poll_count)))
+                for task, _ in waiting
+            ]),
             last_polled_at=now,
             updated_at=now,
             poll_count=F("poll_count") + 1,

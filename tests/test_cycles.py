@@ -268,3 +268,28 @@ def test_make_due_brings_the_next_poll_forward(fake: FakeFactPulse, task_id: str
     assert poll_due().claimed == 0
     assert transitions.make_due([task.pk]) == 1
     assert poll_due(pks=[task.pk]).polled == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+def test_the_claim_reads_the_partial_index_not_the_finished_rows() -> None:
+    table = FactPulseTask._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (task_id, kind, state, reference, metadata, remote_status, "
+            "error_code, error_message, error_details, last_error, error_count, poll_count, "
+            "created_at, updated_at, next_poll_at, finished_at, notified_at, notification_error) "
+            "SELECT 'done-' || n, 'validation', 'succeeded', '', '{}', 'SUCCESS', '', '', '[]', "
+            "'', 0, 3, now(), now(), NULL, now(), now(), '' FROM generate_series(1, 20000) n")
+        cursor.execute(
+            f"INSERT INTO {table} (task_id, kind, state, reference, metadata, remote_status, "
+            "error_code, error_message, error_details, last_error, error_count, poll_count, "
+            "created_at, updated_at, next_poll_at, notification_error) "
+            "SELECT 'open-' || n, 'validation', 'pending', '', '{}', '', '', '', '[]', '', 0, 0, "
+            "now(), now(), now(), '' FROM generate_series(1, 50) n")
+        cursor.execute(f"ANALYZE {table}")
+        query = FactPulseTask.objects.due().order_by("next_poll_at", "pk")[:250]
+        sql, params = query.query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "factpulse_task_due_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
