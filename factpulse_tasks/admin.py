@@ -57,7 +57,7 @@ class ArtifactInline(admin.TabularInline):
 @admin.register(FactPulseTask)
 class FactPulseTaskAdmin(admin.ModelAdmin):
     list_display = (
-        "task_id", "kind", "state", "reference", "remote_status", "poll_count",
+        "task_id", "kind_label", "state", "reference", "remote_status", "poll_count",
         "created_at", "finished_at",
     )
     list_filter = ("kind", "state")
