@@ -72,7 +72,8 @@ def _check(result: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
             raise _invalid(f"The result has no '{name}' field.")
         return None
     value = result[name]
-    if value is None and nullable:
+    if value is None and (nullable or not required):
+        # An optional field sent as null reads as absent, as the official SDK reads it.
         return None
     # bool is an int in Python; the schema keeps them apart.
     wrong_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
