@@ -39,10 +39,10 @@ class ConfiguredStorage(Storage):
     def target(self) -> Storage:
         return storages[app_settings.STORAGE]
 
-    def _open(self, name: str, mode: str = "rb") -> File:
+    def _open(self, name: str, mode: str = "rb") -> File[Any]:
         return self.target().open(name, mode)
 
-    def _save(self, name: str, content: File) -> str:
+    def _save(self, name: str, content: File[Any]) -> str:
         return self.target().save(name, content)
 
     def get_valid_name(self, name: str) -> str:
