@@ -57,7 +57,7 @@ class ArtifactInline(admin.TabularInline):
 @admin.register(FactPulseTask)
 class FactPulseTaskAdmin(admin.ModelAdmin):
     list_display = (
-        "task_id", "kind_label", "state", "reference", "remote_status", "poll_count",
+        "task_id", "kind_display", "state", "reference", "remote_status", "poll_count",
         "created_at", "finished_at",
     )
     list_filter = ("kind", "state")
@@ -88,6 +88,11 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_display(self, task: FactPulseTask) -> str:
+        # The column has no choices (hosts register kinds): the label comes from the registry.
+        return task.kind_label
 
     @admin.display(description=_("result"))
     def result_display(self, task: FactPulseTask) -> SafeString:
