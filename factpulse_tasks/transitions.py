@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,32 +53,38 @@ def claim_due(
 
     On PostgreSQL rows locked by another worker are skipped, so two workers
     never poll the same task at once; a worker that dies only delays its tasks.
-    Without ``SKIP LOCKED`` (SQLite) each row is taken with a compare-and-set on
-    its next poll time, one query per row. ``pks`` restricts the claim to those
-    tasks (they must be due too).
+    Without ``SKIP LOCKED`` (SQLite) the batch is moved by one UPDATE that only
+    takes rows still due, then read back by the lease time this claim wrote.
+    ``pks`` restricts the claim to those tasks (they must be due too).
     """
     now = now or timezone.now()
     limit = limit or app_settings.BATCH_SIZE
-    lease_until = now + timedelta(seconds=app_settings.LEASE_SECONDS)
+    # The random microseconds tell this claim's rows from another one's.
+    lease_until = now + timedelta(
+        seconds=app_settings.LEASE_SECONDS, microseconds=random.randrange(1_000_000)  # noqa: S311
+    )
     queryset = FactPulseTask.objects.due(now).order_by("next_poll_at", "pk")
     if pks is not None:
         queryset = queryset.filter(pk__in=list(pks))
     alias = database()
     if not connections[alias].features.has_select_for_update_skip_locked:
-        # No SKIP LOCKED (SQLite): take each row only if nobody moved it since we read it.
-        return [
-            task
-            for task in queryset[:limit]
-            if FactPulseTask.objects.filter(pk=task.pk, next_poll_at=task.next_poll_at)
+        candidates = list(queryset.values_list("pk", flat=True)[:limit])
+        if not candidates:
+            return []
+        FactPulseTask.objects.due(now).filter(pk__in=candidates).update(next_poll_at=lease_until)
+        return list(
+            FactPulseTask.objects.filter(pk__in=candidates, next_poll_at=lease_until)
             .unfinished()
-            .update(next_poll_at=lease_until)
-        ]
+            .order_by("pk")
+        )
     with transaction.atomic(using=alias):
         tasks = list(queryset.select_for_update(skip_locked=True)[:limit])
         if tasks:
             FactPulseTask.objects.filter(pk__in=[t.pk for t in tasks]).update(
                 next_poll_at=lease_until
             )
+    for task in tasks:
+        task.next_poll_at = lease_until
     return tasks
 
 
@@ -189,6 +196,7 @@ def _overdue(task: FactPulseTask, now: datetime) -> bool:
 
 
 def _update_unfinished(task: FactPulseTask, **fields: Any) -> bool:
+    fields.setdefault("updated_at", timezone.now())  # update() skips auto_now
     changed = FactPulseTask.objects.filter(pk=task.pk, state__in=UNFINISHED_STATES).update(
         **fields
     )
@@ -263,20 +271,38 @@ def _succeed(task: FactPulseTask, now: datetime, update: Success) -> str:
             ],
         )
     except Exception as exc:
-        _delete_files(storage, saved)
+        _delete_files(storage, [name for _, name in saved])
         if isinstance(exc, OSError):
             # The storage failed (disk full, bucket unreachable): try again later.
             return record_error(task, PayloadError(f"Could not store the result files: {exc}",
                                                    code="STORAGE_ERROR", final=False))
         raise
     if not won:
-        _delete_files(storage, saved)
+        _delete_files(storage, [name for _, name in saved])
         return "waiting"
+    _delete_strays(storage, task, keep={name for _, name in saved})
     return "succeeded"
 
 
-def _delete_files(storage: Any, saved: list[tuple[File, str]]) -> None:
-    for _, name in saved:
+def _delete_strays(storage: Any, task: FactPulseTask, *, keep: set[str]) -> None:
+    """Delete files an earlier attempt left in the task's folder.
+
+    A worker killed between writing the files and committing the row leaves
+    them behind; the worker that finishes the task later cleans them up.
+    """
+    folder = f"{app_settings.UPLOAD_PREFIX}/{task.kind}/{task.task_id}"
+    try:
+        _, names = storage.listdir(folder)
+    except (NotImplementedError, OSError):
+        return  # a storage that cannot list keeps them; nothing refers to them
+    strays = [f"{folder}/{name}" for name in names if f"{folder}/{name}" not in keep]
+    if strays:
+        logger.warning("Deleting %s, left by an interrupted attempt", ", ".join(strays))
+        _delete_files(storage, strays)
+
+
+def _delete_files(storage: Any, names: Iterable[str]) -> None:
+    for name in names:
         try:
             storage.delete(name)
         except Exception:  # keep deleting the others, whatever the storage raises
@@ -299,16 +325,31 @@ def _finish(
         next_poll_at=None,
         poll_count=F("poll_count") + 1,
         last_error="",
+        updated_at=now,
     )
     alias = database()
-    with transaction.atomic(using=alias):
+    # One UPDATE is atomic on its own; the artifact rows must join it.
+    with transaction.atomic(using=alias) if artifacts else nullcontext():
         if not _update_unfinished(task, **fields):
             return False
         if artifacts:
             Artifact.objects.bulk_create(artifacts)
-        transaction.on_commit(lambda: send_finished(task.pk), using=alias)
+        _set_in_memory(task, fields)
+        transaction.on_commit(lambda: send_finished(task), using=alias)
     logger.info("FactPulse task %s %s", task.task_id, state)
     return True
+
+
+def _set_in_memory(task: FactPulseTask, fields: dict[str, Any]) -> None:
+    """Give ``task`` the values just written, so the signals need no new SELECT.
+
+    The winner of the final move held the claim, so nobody else wrote the row
+    meanwhile: counters are the ones read plus one.
+    """
+    for name, value in fields.items():
+        if name in ("poll_count", "error_count"):
+            value = getattr(task, name) + 1
+        setattr(task, name, value)
 
 
 # Operator actions ----------------------------------------------------------
@@ -428,20 +469,25 @@ def send_needs_input(pk: int) -> bool:
     return ok
 
 
-def send_finished(pk: int) -> bool:
+def send_finished(task: FactPulseTask | int) -> bool:
     """Send the finished signals of one task and record how that went.
 
-    Runs after the commit of the final state: nothing raised here may reach
-    the caller, which would take it for a failure of the committed change.
-    Returns False when a receiver raised; its error is logged with the task
-    and kept in ``notification_error`` for the admin's resend action.
+    ``task`` is the row, or its primary key. Runs after the commit of the
+    final state: nothing raised here may reach the caller, which would take it
+    for a failure of the committed change. Returns False when a receiver
+    raised; its error is logged with the task and kept in
+    ``notification_error`` for the admin's resend action.
     """
     try:
-        task = FactPulseTask.objects.get(pk=pk)
-        signals = (task_finished, get_kind(task.kind).signal)
+        row = FactPulseTask.objects.get(pk=task) if isinstance(task, int) else task
+        signals = (task_finished, get_kind(row.kind).signal)
     except Exception:
-        logger.exception("Could not send the finished signals of FactPulse task row %s", pk)
+        logger.exception("Could not send the finished signals of FactPulse task %s", task)
         return False
+    return _notify(row, signals)
+
+
+def _notify(task: FactPulseTask, signals: tuple[Any, ...]) -> bool:
     failures: list[str] = []
     for signal in signals:
         if signal is None:
@@ -459,7 +505,7 @@ def send_finished(pk: int) -> bool:
     note = "\n".join(failures)[:NOTIFICATION_ERROR_LIMIT]
     try:
         # Not if the task was retried meanwhile: its next outcome has its own notification.
-        FactPulseTask.objects.filter(pk=pk, finished_at=task.finished_at).update(
+        FactPulseTask.objects.filter(pk=task.pk, finished_at=task.finished_at).update(
             notified_at=timezone.now(), notification_error=note
         )
     except Exception:

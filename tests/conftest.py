@@ -60,6 +60,8 @@ def fake(fake_server: FakeFactPulse, settings: Any, tmp_path: Any) -> FakeFactPu
         "POLL_MAX_INTERVAL": 0,
         "READ_TIMEOUT": 2,
         "CONNECT_TIMEOUT": 2,
+        # Tests drive cycles themselves; the worker tests turn it on.
+        "POLL_ON_TRACK": False,
     }
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return fake_server

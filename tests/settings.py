@@ -77,6 +77,7 @@ STORAGES = {
 FACTPULSE_TASKS = {
     "BASE_URL": "http://127.0.0.1:9",
     "API_KEY": "unused-replaced-by-fixtures",
+    "POLL_ON_TRACK": False,
 }
 
 CELERY_TASK_ALWAYS_EAGER = True

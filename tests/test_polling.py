@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -436,7 +437,8 @@ def test_claim_pushes_next_poll_forward_by_the_lease(fake: FakeFactPulse, task_i
     assert [t.task_id for t in claimed] == [task_id]
     assert claim_due() == []
     task = FactPulseTask.objects.get(task_id=task_id)
-    assert task.next_poll_at > claimed[0].next_poll_at
+    assert task.next_poll_at == claimed[0].next_poll_at
+    assert task.next_poll_at > timezone.now() + timedelta(seconds=299)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")

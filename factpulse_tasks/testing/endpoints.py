@@ -10,6 +10,7 @@ import hmac
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ class FactPulseAPI:
         self._scripts: dict[str, tuple[Answer, ...]] = {}
         self._cursors: dict[str, int] = {}
         self._submission_scripts: dict[str, tuple[Answer, ...]] = {}
+        self._timed: dict[str, tuple[float, Answer, Answer]] = {}
         self._submissions: list[Submission] = []
 
     def script(self, task_id: str, answers: Sequence[Answer]) -> None:
@@ -128,6 +130,12 @@ class FactPulseAPI:
         with self._lock:
             self._scripts[task_id] = tuple(answers)
             self._cursors[task_id] = 0
+
+    def script_until(self, task_id: str, finish_at: float, before: Answer, after: Answer) -> None:
+        """See :meth:`FakeFactPulse.script_until`."""
+        _check_answers((before, after))
+        with self._lock:
+            self._timed[task_id] = (finish_at, before, after)
 
     def script_submissions(self, kind: str, answers: Sequence[Answer]) -> None:
         """See :meth:`FakeFactPulse.script_submissions`."""
@@ -184,7 +192,11 @@ class FactPulseAPI:
     def _status(self, task_id: str) -> Reply:
         with self._lock:
             script = self._scripts.get(task_id)
-            if script is None:
+            timed = self._timed.get(task_id)
+            if timed is not None:
+                finish_at, before, after = timed
+                answer = after if time.time() >= finish_at else before
+            elif script is None:
                 answer = build.pending()
             else:
                 cursor = self._cursors[task_id]

@@ -76,6 +76,8 @@ class FakeFactPulse:
         self._records: list[RequestRecord] = []
         self._errors: list[str] = []
         self._connections: set[socket.socket] = set()
+        self._in_flight = 0
+        self.max_in_flight = 0
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -157,6 +159,12 @@ class FakeFactPulse:
         """
         self._api.script_submissions(kind, answers)
 
+    def script_until(self, task_id: str, finish_at: float, before: Answer, after: Answer) -> None:
+        """Answer ``before`` for ``task_id`` until ``time.time()`` reaches ``finish_at``,
+        then ``after`` for ever: a task that finishes at a set moment, however often
+        it is polled."""
+        self._api.script_until(task_id, finish_at, before, after)
+
     def expire_tokens(self) -> None:
         """Make every access token issued so far invalid, as if they had timed out."""
         self._api.tokens.expire_access_tokens()
@@ -189,6 +197,12 @@ class FakeFactPulse:
                 for record in self._records
                 if record.route == "status" and (task_id is None or record.task_id == task_id)
             )
+
+    def _enter(self, entering: bool) -> None:
+        """Count the requests being answered at once (``max_in_flight``)."""
+        with self._lock:
+            self._in_flight += 1 if entering else -1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
 
     def _record(self, method: str, path: str, reply: Reply, at: float) -> None:
         record = RequestRecord(method, path, reply.route, reply.task_id, reply.status, at)
@@ -283,6 +297,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
+        fake._enter(True)
+        try:
+            self._answer(method, fake)
+        finally:
+            fake._enter(False)
+
+    def _answer(self, method: str, fake: FakeFactPulse) -> None:
         arrived = time.monotonic()
         path = urlsplit(self.path).path
         body = self._read_body()
