@@ -243,8 +243,7 @@ BUSINESS_STATES = st.sampled_from(["SUCCESS", "ERROR", "PENDING_INPUT", "VALIDAT
 
 @given(body=JSON | st.fixed_dictionaries(
     {"taskId": JSON, "status": CELERY_STATES | JSON},
-    optional={"result": JSON | st.dictionaries(st.text(max_size=20), JSON).map(
-        lambda d: d)},
+    optional={"result": JSON | st.dictionaries(st.text(max_size=20), JSON)},
 ))
 def test_arbitrary_json_raises_only_the_apps_own_errors(body: Any) -> None:
     for kind in ANSWERS:
