@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell sh scripts/find-python)
 
-.PHONY: demo test test-sqlite test-postgres test-browser lint services clean
+.PHONY: demo test test-sqlite test-postgres test-browser test-django42 check-migrations \
+	check-dist matrix lint services clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "No Python 3.12+ found; set PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -22,10 +23,15 @@ services:
 	sh scripts/start-services
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check factpulse_tasks tests example_project
-	$(BIN)/mypy factpulse_tasks
+	$(BIN)/ruff check factpulse_tasks tests example_project noxfile.py scripts/check-dist
+	$(BIN)/mypy factpulse_tasks noxfile.py
 
-test-sqlite: $(BIN)/.installed
+# The newest Django (the one in .venv): models and migrations agree, then the suite.
+check-migrations: $(BIN)/.installed
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations \
+		factpulse_tasks --check --dry-run
+
+test-sqlite: $(BIN)/.installed check-migrations
 	$(BIN)/python -m pytest
 
 test-postgres: $(BIN)/.installed services
@@ -36,7 +42,20 @@ test-postgres: $(BIN)/.installed services
 test-browser: $(BIN)/.installed
 	$(BIN)/python -m pytest -m browser
 
-test: lint test-sqlite test-postgres
+# The oldest Django supported (4.2 LTS, on Python 3.12) on SQLite, in its own venv under .nox/.
+test-django42: $(BIN)/.installed
+	$(BIN)/nox -s "tests(sqlite, django-4.2)"
+
+# Every cell of the matrix: Django 4.2, 5.2, 6.x on SQLite and PostgreSQL.
+matrix: $(BIN)/.installed services
+	$(BIN)/nox -t matrix
+
+# Wheel and sdist: complete, and installable in a fresh virtualenv.
+check-dist: $(BIN)/.installed
+	$(BIN)/python scripts/check-dist
+
+test: lint test-sqlite test-postgres test-django42 check-dist
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm demo-media artifacts .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nox db.sqlite3 db.sqlite3-wal db.sqlite3-shm demo-media artifacts .mypy_cache \
+		.ruff_cache .pytest_cache .hypothesis dist

@@ -119,7 +119,7 @@ class NotificationFilter(admin.SimpleListFilter):
 @admin.register(FactPulseTask)
 class FactPulseTaskAdmin(admin.ModelAdmin):
     list_display = (
-        "task_id", "state_display", "kind", "reference", "remote_status", "age_display",
+        "task_id", "state_display", "kind_display", "reference", "remote_status", "age_display",
         "poll_count", "artifact_links", "created_at",
     )
     list_filter = ("state", "kind", RemoteStatusFilter, "created_at", NotificationFilter)
@@ -234,6 +234,11 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         return links or format_html("{}", "-")
 
     # The detail page ----------------------------------------------------------
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_display(self, task: FactPulseTask) -> str:
+        # The column has no choices (hosts register kinds): the label comes from the registry.
+        return task.kind_label
 
     @admin.display(description=_("result"))
     def result_display(self, task: FactPulseTask) -> SafeString:

@@ -19,6 +19,7 @@ from django.urls import NoReverseMatch, reverse
 
 from .conf import DEFAULTS, app_settings
 from .exceptions import ConfigurationError
+from .kinds import REGISTRY, validate_spec
 
 HINT_DOCS = "See the Settings section of the factpulse-tasks README."
 # Keys with a check id of their own; every other bad value is E004.
@@ -289,3 +290,60 @@ def _public_because(alias: str, storage: Any) -> str | None:
 def _inside(location: str | os.PathLike[str], media_root: str | os.PathLike[str]) -> bool:
     folder, root = os.path.realpath(location), os.path.realpath(media_root)
     return folder == root or folder.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@register()
+def check_kinds(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every entry of the kinds registry can be used (``factpulse_tasks.E030``).
+
+    ``register_kind()`` refuses a bad spec; this catches entries put in
+    ``REGISTRY`` by other means.
+    """
+    messages: list[CheckMessage] = []
+    for name, spec in REGISTRY.items():
+        problems = validate_spec(spec)
+        if getattr(spec, "name", None) != name:
+            problems.append(f"it is registered under {name!r} but named "
+                            f"{getattr(spec, 'name', None)!r}")
+        if problems:
+            messages.append(Error(
+                f"The task kind {name!r} cannot be used: {'; '.join(problems)}.",
+                hint="Add kinds with factpulse_tasks.kinds.register_kind().",
+                id="factpulse_tasks.E030",
+            ))
+    return messages
+
+
+@register(Tags.database)
+def check_tracked_kinds(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Unfinished tasks of a kind nobody registered (``factpulse_tasks.W030``).
+
+    They cannot be polled and will expire; usually the code that registers the
+    kind is no longer loaded. Runs with ``check --database``.
+    """
+    if not databases:
+        return []
+    from django.db import DatabaseError, router
+
+    from .models import FactPulseTask
+
+    alias = router.db_for_read(FactPulseTask) or "default"
+    if alias not in databases:
+        return []
+    try:
+        kinds = set(
+            FactPulseTask.objects.using(alias).unfinished()
+            .exclude(kind__in=list(REGISTRY)).values_list("kind", flat=True).distinct()
+        )
+    except DatabaseError:
+        return []  # not migrated yet
+    if not kinds:
+        return []
+    return [Warning(
+        f"Unfinished FactPulse tasks have kinds that are not registered: "
+        f"{', '.join(sorted(kinds))}; they cannot be polled and will expire.",
+        hint="Register those kinds (kinds.register_kind) in your AppConfig.ready().",
+        id="factpulse_tasks.W030",
+    )]

@@ -36,6 +36,7 @@ VERDICT_LIST_LIMIT = 200
 STATE_COLOURS: dict[str, str] = {
     "pending": "#5f6b76",
     "running": "#1f6fb2",
+    "awaiting_input": "#7a3fb2",
     "succeeded": "#2a7a3b",
     "failed": "#b3261e",
     "expired": "#9a5b00",
@@ -105,12 +106,11 @@ def has_layout(task: FactPulseTask) -> bool:
     result = task.result
     if not isinstance(result, dict):
         return False
-    if task.kind == FactPulseTask.Kind.VALIDATION:
+    if task.kind == "validation":
         return isinstance(result.get("validation_result"), dict)
-    if task.kind == FactPulseTask.Kind.SIGNATURE:
+    if task.kind == "signature":
         return result.get("status") == "SUCCESS"
-    return result.get("status") == "SUCCESS" and task.kind in (
-        FactPulseTask.Kind.GENERATION, FactPulseTask.Kind.STATUS)
+    return result.get("status") == "SUCCESS" and task.kind in ("generation", "status")
 
 
 def result_panel(task: FactPulseTask) -> SafeString:
@@ -118,9 +118,9 @@ def result_panel(task: FactPulseTask) -> SafeString:
     if not has_layout(task):
         return json_block(task.result)
     result: dict[str, Any] = task.result or {}
-    if task.kind == FactPulseTask.Kind.VALIDATION:
+    if task.kind == "validation":
         return _validation(result["validation_result"])
-    if task.kind == FactPulseTask.Kind.SIGNATURE:
+    if task.kind == "signature":
         return _signature(result)
     return _generation(task, result)
 

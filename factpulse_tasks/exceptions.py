@@ -36,6 +36,10 @@ class UnknownKind(FactPulseError, ValueError):
     """The kind is not one the app knows."""
 
 
+class InvalidKindSpec(FactPulseError, ValueError):
+    """A kind given to ``register_kind()`` cannot be used, or its name is taken."""
+
+
 class PollInsideTransaction(FactPulseError, RuntimeError):
     """Polling was asked for inside a database transaction.
 

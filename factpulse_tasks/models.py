@@ -15,6 +15,7 @@ from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
+from .kinds import kind_label, validate_kind_name
 from .names import TASK_ID_MAX_LENGTH, safe_filename
 from .querysets import FINISHED_STATES, UNFINISHED_STATES, FactPulseTaskQuerySet
 
@@ -38,10 +39,10 @@ class ConfiguredStorage(Storage):
     def target(self) -> Storage:
         return storages[app_settings.STORAGE]
 
-    def _open(self, name: str, mode: str = "rb") -> File:
+    def _open(self, name: str, mode: str = "rb") -> File[Any]:
         return self.target().open(name, mode)
 
-    def _save(self, name: str, content: File) -> str:
+    def _save(self, name: str, content: File[Any]) -> str:
         return self.target().save(name, content)
 
     def get_valid_name(self, name: str) -> str:
@@ -90,14 +91,19 @@ class FactPulseTask(models.Model):
     """A FactPulse asynchronous task followed until it has a final outcome."""
 
     class Kind(models.TextChoices):
+        """The built-in kinds; hosts can register more (``kinds.register_kind``)."""
+
         GENERATION = "generation", _("Invoice generation")
         SIGNATURE = "signature", _("PDF signature")
         VALIDATION = "validation", _("Factur-X validation")
         STATUS = "status", _("Untyped task")
+        CONVERSION = "conversion", _("Document conversion")
+        VERIFICATION = "verification", _("PDF/XML verification")
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
         RUNNING = "running", _("Running")
+        AWAITING_INPUT = "awaiting_input", _("Awaiting input")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
         EXPIRED = "expired", _("Expired")
@@ -108,11 +114,12 @@ class FactPulseTask(models.Model):
         unique=True,
         help_text=_("The id FactPulse returned when the task was submitted."),
     )
+    # No fixed choices: a host project can register kinds of its own.
     kind = models.CharField(
         _("kind"),
         max_length=32,
-        choices=Kind.choices,
-        help_text=_("Which status endpoint is polled for this task."),
+        validators=[validate_kind_name],
+        help_text=_("Which status endpoint is polled for this task (a registered kind)."),
     )
     state = models.CharField(
         _("state"),
@@ -248,7 +255,12 @@ class FactPulseTask(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.task_id}"
+        return f"{self.kind_label} {self.task_id}"
+
+    @property
+    def kind_label(self) -> str:
+        """The label of the task's kind, as registered."""
+        return kind_label(self.kind)
 
 
 class Artifact(models.Model):

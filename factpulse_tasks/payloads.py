@@ -41,6 +41,10 @@ ERROR_FIELDS = ("status", "errorCode", "errorMessage", "details", "traceback")
 ERROR_DETAIL_FIELDS = ("level", "item", "reason", "source", "code")
 
 
+# What a file carried by a result can be: content_b64, or xml_content.
+ARTIFACT_ROLES = ("document", "xml")
+
+
 @dataclass(frozen=True)
 class File:
     """A file carried by a result: ``role`` is ``document`` or ``xml``."""
@@ -63,6 +67,18 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class NeedsInput:
+    """The remote task stopped to wait for data only the host can give.
+
+    Not a final outcome: ``result`` says what is missing (for a conversion,
+    ``missing_fields`` and the ``extracted_data`` so far).
+    """
+
+    remote_status: str
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Success:
     """The remote task succeeded. ``result`` is JSON-ready and holds no file content."""
 
@@ -82,8 +98,10 @@ class Failure:
     result: dict[str, Any] | None = None
 
 
-StatusUpdate = Waiting | Success | Failure
+StatusUpdate = Waiting | NeedsInput | Success | Failure
 ResultParser = Callable[[dict[str, Any]], Success]
+# Reads a result whose business status is neither SUCCESS nor ERROR (PENDING_INPUT…).
+BusinessParser = Callable[[dict[str, Any]], StatusUpdate]
 
 
 def _fold(name: str) -> str:
@@ -211,12 +229,18 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def parse_status(body: Mapping[str, Any], parse_result: ResultParser) -> StatusUpdate:
+def parse_status(
+    body: Mapping[str, Any],
+    parse_result: ResultParser,
+    business_states: Mapping[str, BusinessParser] | None = None,
+) -> StatusUpdate:
     """Turn a decoded status answer into a :data:`StatusUpdate`.
 
     ``parse_result`` reads the business result of a Celery ``SUCCESS`` whose
     ``result.status`` is ``SUCCESS``; business errors are read here, the same
-    way for every kind. Raises :class:`PayloadError`.
+    way for every kind. ``business_states`` reads the other business statuses a
+    kind has (``PENDING_INPUT``…); any other value is an invalid result.
+    Raises :class:`PayloadError`.
     """
     if not isinstance(body, Mapping):
         raise PayloadError("The status answer is not a JSON object.", code=MALFORMED, final=False)
@@ -235,7 +259,7 @@ def parse_status(body: Mapping[str, Any], parse_result: ResultParser) -> StatusU
                 code=INVALID_RESULT,
                 final=True,
             )
-        return _parse_business_result(result, parse_result)
+        return _parse_business_result(result, parse_result, business_states or {})
     if status == "FAILURE":
         return _parse_celery_failure(result)
     if status == "REVOKED":
@@ -244,15 +268,23 @@ def parse_status(body: Mapping[str, Any], parse_result: ResultParser) -> StatusU
     return Waiting(status)
 
 
-def _parse_business_result(result: dict[str, Any], parse_result: ResultParser) -> StatusUpdate:
-    business = result.get("status", "SUCCESS")
+def _parse_business_result(
+    result: dict[str, Any], parse_result: ResultParser, others: Mapping[str, BusinessParser]
+) -> StatusUpdate:
+    business = result.get("status")
+    if business is None:
+        # ``status`` may be left out: it defaults to SUCCESS in success results
+        # and to ERROR in error results, which are told apart by their errorCode.
+        business = "ERROR" if "errorCode" in canonical(result, ERROR_FIELDS) else "SUCCESS"
     if isinstance(business, str):
         business = business.upper()
     if business == "ERROR":
         return business_error(result)
+    if isinstance(business, str) and business in others:
+        return others[business](result)
     if business != "SUCCESS":
         raise PayloadError(
-            f"Unknown business status {business!r} in the result.",
+            f"Unknown business status {str(business)[:100]!r} in the result.",
             code=INVALID_RESULT,
             final=True,
         )

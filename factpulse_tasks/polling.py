@@ -34,7 +34,7 @@ from .exceptions import (
 )
 from .kinds import get_kind
 from .models import FactPulseTask
-from .payloads import MALFORMED, Failure, StatusUpdate, Waiting, parse_status
+from .payloads import MALFORMED, Failure, StatusUpdate, Waiting
 
 logger = logging.getLogger("factpulse_tasks")
 
@@ -251,7 +251,7 @@ def fetch_status(task: FactPulseTask, client: FactPulseClient) -> StatusUpdate:
             code=MALFORMED,
             final=False,
         )
-    return parse_status(body, spec.parse_result)
+    return spec.parse(body)
 
 
 def poll_task(task: FactPulseTask, client: FactPulseClient) -> str:

@@ -15,16 +15,22 @@ from .names import validate_metadata, validate_reference, validate_task_id
 if TYPE_CHECKING:
     from .models import FactPulseTask
 
-UNFINISHED_STATES = ("pending", "running")
+UNFINISHED_STATES = ("pending", "running", "awaiting_input")
 FINISHED_STATES = ("succeeded", "failed", "expired")
+# Unfinished states that a status answer can move a task out of, into awaiting_input.
+MOVING_STATES = ("pending", "running")
 
 
 class FactPulseTaskQuerySet(models.QuerySet["FactPulseTask"]):
     """Queries on tasks; also the manager, ``FactPulseTask.objects``."""
 
     def unfinished(self) -> FactPulseTaskQuerySet:
-        """Tasks still followed: pending or running."""
+        """Tasks still followed: pending, running or awaiting input."""
         return self.filter(state__in=UNFINISHED_STATES)
+
+    def awaiting_input(self) -> FactPulseTaskQuerySet:
+        """Tasks FactPulse holds until the host gives the data it asked for."""
+        return self.filter(state="awaiting_input")
 
     def finished(self) -> FactPulseTaskQuerySet:
         """Tasks in a final state: succeeded, failed or expired."""

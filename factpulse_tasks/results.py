@@ -15,7 +15,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from .exceptions import PayloadError
-from .payloads import INVALID_RESULT, File, Success, canonical
+from .payloads import (
+    INVALID_RESULT,
+    BusinessParser,
+    Failure,
+    File,
+    NeedsInput,
+    Success,
+    canonical,
+    error_details,
+)
 
 GENERATION_FIELDS = ("status", "content_b64", "xml_content", "filename")
 SIGNATURE_FIELDS = (
@@ -31,6 +40,25 @@ VALIDATION_RESULT_FIELDS = (
     "signatureErrors", "summaryMessage",
 )
 SIGNATURE_INFO_FIELDS = ("fieldName", "signer", "signingDate", "reason", "location", "isValid")
+CONVERSION_FIELDS = (
+    "status", "conversion_id", "document_type_code", "profile", "extraction",
+    "processing_time_ms", "pdf_regenerated", "pdf_regenerated_reason", "content_b64",
+    "xml_content",
+)
+CONVERSION_EXTRACTION_FIELDS = ("confidence_score", "ocr_provider")
+CONVERSION_INPUT_FIELDS = (
+    "status", "conversion_id", "message", "missing_fields", "extracted_data",
+    "confidence_score", "processing_time_ms",
+)
+CONVERSION_REJECTED_FIELDS = (
+    "status", "conversion_id", "message", "extracted_data", "extraction", "validation_errors",
+    "profile", "processing_time_ms", "correction_attempted",
+)
+VERIFICATION_FIELDS = ("status", "verification_result")
+VERIFICATION_RESULT_FIELDS = (
+    "isCompliant", "complianceScore", "verifiedFieldsCount", "compliantFieldsCount",
+    "isFacturx", "facturxProfile", "fields", "mandatoryNotes", "pageDimensions", "warnings",
+)
 UNTYPED_FIELDS = ("status", "content_b64", "xml_content", "filename", "errorCode", "errorMessage")
 
 
@@ -45,7 +73,8 @@ def _check(result: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
             raise _invalid(f"The result has no '{name}' field.")
         return None
     value = result[name]
-    if value is None and nullable:
+    if value is None and (nullable or not required):
+        # An optional field sent as null reads as absent, as the official SDK reads it.
         return None
     # bool is an int in Python; the schema keeps them apart.
     wrong_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
@@ -163,3 +192,109 @@ def parse_untyped(raw: dict[str, Any]) -> Success:
     _check(result, "xml_content", str, required=False, nullable=True)
     files = tuple(f for f in (_document(result, filename), _xml(result, filename)) if f)
     return Success("SUCCESS", _without(result, "content_b64", "xml_content"), files)
+
+
+def _conversion_stem(result: Mapping[str, Any]) -> str:
+    conversion_id = result.get("conversion_id")
+    return f"conversion-{conversion_id}" if conversion_id else "conversion"
+
+
+def _check_extraction(result: dict[str, Any], *, required: bool) -> None:
+    extraction = _check(result, "extraction", dict, required=required, nullable=not required)
+    if extraction is not None:
+        extraction = canonical(extraction, CONVERSION_EXTRACTION_FIELDS)
+        _check(extraction, "confidence_score", (int, float))
+        _check(extraction, "ocr_provider", str, required=False)
+        result["extraction"] = extraction
+
+
+def parse_conversion(raw: dict[str, Any]) -> Success:
+    """``ConversionSuccessTaskResult``: the Factur-X document and its XML, when sent.
+
+    The result has no file name: files are named after ``conversion_id``.
+    """
+    result = canonical(raw, CONVERSION_FIELDS)
+    _check(result, "conversion_id", str)
+    _check(result, "document_type_code", int)
+    _check(result, "profile", str)
+    _check(result, "processing_time_ms", int)
+    _check_extraction(result, required=True)
+    _check(result, "pdf_regenerated", bool, required=False)
+    _check(result, "pdf_regenerated_reason", str, required=False, nullable=True)
+    _check(result, "content_b64", str, required=False, nullable=True)
+    _check(result, "xml_content", str, required=False, nullable=True)
+    stem = _conversion_stem(result)
+    document = _document(result, stem)
+    if document is not None:
+        extension = {"application/pdf": ".pdf", "application/xml": ".xml"}.get(
+            document.content_type, ""
+        )
+        document = File(document.role, stem + extension, document.content,
+                        document.content_type)
+    files = tuple(f for f in (document, _xml(result, stem + ".xml")) if f)
+    return Success("SUCCESS", _without(result, "content_b64", "xml_content"), files)
+
+
+def parse_conversion_pending_input(raw: dict[str, Any]) -> NeedsInput:
+    """``ConversionPendingInputResult``: the conversion waits for ``missing_fields``."""
+    result = canonical(raw, CONVERSION_INPUT_FIELDS)
+    result["status"] = "PENDING_INPUT"
+    _check(result, "conversion_id", str)
+    _check(result, "message", str)
+    missing = _check(result, "missing_fields", list)
+    if not all(isinstance(name, str) for name in missing):
+        raise _invalid("The result field 'missing_fields' should hold only strings.")
+    _check(result, "extracted_data", dict)
+    _check(result, "confidence_score", (int, float))
+    _check(result, "processing_time_ms", int)
+    return NeedsInput("SUCCESS", result)
+
+
+def parse_conversion_validation_failed(raw: dict[str, Any]) -> Failure:
+    """``ConversionValidationFailedResult``: the extracted invoice broke the rules.
+
+    A failed task with the code ``VALIDATION_FAILED``; the rule violations are
+    the error details, the extracted data stays in the result.
+    """
+    result = canonical(raw, CONVERSION_REJECTED_FIELDS)
+    result["status"] = "VALIDATION_FAILED"
+    _check(result, "conversion_id", str)
+    message = _check(result, "message", str)
+    _check(result, "extracted_data", dict)
+    _check(result, "profile", str)
+    _check(result, "processing_time_ms", int)
+    _check_extraction(result, required=False)
+    violations = _check(result, "validation_errors", list, required=False)
+    _check(result, "correction_attempted", bool, required=False)
+    return Failure(
+        "SUCCESS",
+        code="VALIDATION_FAILED",
+        message=message,
+        details=error_details(violations),
+        result=_without(result, "validation_errors"),
+    )
+
+
+CONVERSION_STATES: dict[str, BusinessParser] = {
+    "PENDING_INPUT": parse_conversion_pending_input,
+    "VALIDATION_FAILED": parse_conversion_validation_failed,
+}
+
+
+def parse_verification(raw: dict[str, Any]) -> Success:
+    """``VerificationSuccessTaskResult``: the verdict is the product, there is no file.
+
+    A PDF whose fields disagree with its XML is still a successful verification:
+    read ``isCompliant`` and ``fields`` in ``verification_result``.
+    """
+    result = canonical(raw, VERIFICATION_FIELDS)
+    verdict = canonical(_check(result, "verification_result", dict), VERIFICATION_RESULT_FIELDS)
+    _check(verdict, "isCompliant", bool)
+    _check(verdict, "complianceScore", (int, float))
+    _check(verdict, "verifiedFieldsCount", int, required=False)
+    _check(verdict, "compliantFieldsCount", int, required=False)
+    _check(verdict, "isFacturx", bool, required=False)
+    _check(verdict, "facturxProfile", str, required=False, nullable=True)
+    for name in ("fields", "mandatoryNotes", "pageDimensions", "warnings"):
+        _check(verdict, name, list, required=False)
+    return Success("SUCCESS", {**result, "verification_result": verdict})

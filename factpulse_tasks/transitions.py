@@ -27,9 +27,9 @@ from .exceptions import PayloadError
 from .kinds import get_kind
 from .models import Artifact, FactPulseTask, artifact_storage, artifact_upload_to
 from .names import safe_filename
-from .payloads import Failure, File, StatusUpdate, Success, Waiting
-from .querysets import UNFINISHED_STATES
-from .signals import task_finished
+from .payloads import Failure, File, NeedsInput, StatusUpdate, Success, Waiting
+from .querysets import MOVING_STATES, UNFINISHED_STATES
+from .signals import task_finished, task_needs_input
 
 logger = logging.getLogger("factpulse_tasks")
 
@@ -124,8 +124,13 @@ def apply(task: FactPulseTask, update: StatusUpdate) -> str:
             poll_count=F("poll_count") + 1,
             error_count=0,
             last_error="",
+            result=None,  # what an earlier PENDING_INPUT asked for no longer holds
         )
         return "waiting"
+    if isinstance(update, NeedsInput):
+        if _overdue(task, now):
+            return _expire(task, now, "still awaiting input")
+        return _await_input(task, now, update)
     if isinstance(update, Failure):
         _finish(
             task,
@@ -182,6 +187,7 @@ def apply_waiting(pairs: list[tuple[FactPulseTask, Waiting]]) -> list[str]:
             poll_count=F("poll_count") + 1,
             error_count=0,
             last_error="",
+            result=None,  # what an earlier PENDING_INPUT asked for no longer holds
         )
     return outcomes
 
@@ -254,6 +260,32 @@ def _expire(task: FactPulseTask, now: datetime, why: str) -> str:
         error_message=f"The task did not finish within {timeout:g} seconds ({why}).",
     )
     return "expired"
+
+
+def _await_input(task: FactPulseTask, now: datetime, update: NeedsInput) -> str:
+    """Hold a task in ``awaiting_input``; only the move into it sends the signals."""
+    fields: dict[str, Any] = {
+        "state": FactPulseTask.State.AWAITING_INPUT,
+        "remote_status": update.remote_status[:32],
+        "result": update.result,
+        "last_polled_at": now,
+        "next_poll_at": now + timedelta(seconds=next_interval(task.poll_count)),
+        "poll_count": F("poll_count") + 1,
+        "error_count": 0,
+        "last_error": "",
+    }
+    alias = database()
+    with transaction.atomic(using=alias):
+        entered = FactPulseTask.objects.filter(pk=task.pk, state__in=MOVING_STATES).update(
+            **fields
+        )
+        if entered:
+            transaction.on_commit(lambda: send_needs_input(task.pk), using=alias)
+    if entered:
+        logger.info("FactPulse task %s awaits input", task.task_id)
+    else:
+        _update_unfinished(task, **fields)  # already waiting: keep what is asked up to date
+    return "waiting"
 
 
 def _succeed(task: FactPulseTask, now: datetime, update: Success) -> str:
@@ -454,6 +486,34 @@ def resend_lost_notifications(*, limit: int = 100) -> int:
 
 
 # Notifications -------------------------------------------------------------
+
+
+def send_needs_input(pk: int) -> bool:
+    """Send the needs-input signals of one task; False when a receiver raised (logged).
+
+    Runs after the commit of the move into ``awaiting_input``; nothing raised
+    here reaches the caller.
+    """
+    try:
+        task = FactPulseTask.objects.get(pk=pk)
+        signals = (task_needs_input, get_kind(task.kind).input_signal)
+    except Exception:
+        logger.exception("Could not send the needs-input signals of FactPulse task row %s", pk)
+        return False
+    ok = True
+    for signal in signals:
+        if signal is None:
+            continue
+        for _receiver, response in signal.send_robust(sender=FactPulseTask, task=task):
+            if isinstance(response, Exception):
+                ok = False
+                logger.error(
+                    "A receiver of the needs-input signal failed for FactPulse task %s: %r",
+                    task.task_id,
+                    response,
+                    exc_info=response,
+                )
+    return ok
 
 
 def send_finished(task: FactPulseTask | int) -> bool:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ import pytest
 from celery import Celery
 from celery import _state as celery_state
 from celery._state import _set_current_app, get_current_app
+from hypothesis import HealthCheck, settings
 
 from factpulse_tasks import signals
 from factpulse_tasks.models import FactPulseTask
@@ -17,6 +20,32 @@ from factpulse_tasks.polling import CycleReport, poll_due
 from factpulse_tasks.testing import FakeFactPulse
 
 API_KEY = "fp-test-key-3b9d0c7e"
+
+# Generated answers: a bounded, repeatable run by default (CI); "explore" draws
+# many more, at random, for a local hunt: FACTPULSE_HYPOTHESIS_PROFILE=explore.
+settings.register_profile(
+    "ci",
+    max_examples=int(os.environ.get("FACTPULSE_HYPOTHESIS_EXAMPLES", "100")),
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("explore", max_examples=5_000, deadline=None)
+settings.load_profile(os.environ.get("FACTPULSE_HYPOTHESIS_PROFILE", "ci"))
+
+
+# Figures of the generated answers (tests/test_spec_fidelity.py), shown at the end.
+FIGURES: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many generated answers were read, and how often the SDK agreed."""
+    if FIGURES:
+        terminalreporter.write_sep("-", "generated status answers")
+        for name, count in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {count}")
 
 
 @pytest.fixture(scope="session")

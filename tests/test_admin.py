@@ -138,7 +138,8 @@ def test_list_summary_counts_states_and_names_the_oldest_unfinished_task(
     summary = response.context["factpulse_summary"]
     # The summary counts every task, whatever the list shows.
     assert {s["value"]: s["count"] for s in summary["states"]} == {
-        "pending": 2, "running": 0, "succeeded": 3, "failed": 1, "expired": 0,
+        "pending": 2, "running": 0, "awaiting_input": 0, "succeeded": 3, "failed": 1,
+        "expired": 0,
     }
     assert summary["oldest"].pk == waiting.pk
     assert summary["late"] == 0

@@ -59,23 +59,22 @@ def test_status_counts_tasks_per_state_and_kind(fake: FakeFactPulse) -> None:
     drive()
     FactPulseTask.objects.track("waiting-signature", "signature")
     lines = run("factpulse_status").splitlines()
-    assert lines[0].split() == ["kind", "Pending", "Running", "Succeeded", "Failed",
-                                "Expired", "total"]
-    rows = {line.rsplit(None, 6)[0]: line.split()[-6:] for line in lines[2:6]}
-    assert rows == {
-        "Invoice generation": ["0", "0", "1", "1", "0", "2"],
-        "PDF signature": ["1", "0", "0", "0", "0", "1"],
-        "Factur-X validation": ["0", "0", "1", "0", "0", "1"],
-        "Untyped task": ["0", "0", "0", "0", "0", "0"],
-    }
-    assert lines[6].split() == ["total", "1", "0", "2", "1", "0", "4"]
-    assert lines[7].startswith("Oldest unfinished task: waiting-signature (PDF signature), "
+    assert lines[0].split() == ["kind", "Pending", "Running", "Awaiting", "input", "Succeeded",
+                                "Failed", "Expired", "total"]
+    rows = {line.rsplit(None, 7)[0]: line.split()[-7:] for line in lines[2:8]}
+    assert rows["Invoice generation"] == ["0", "0", "0", "1", "1", "0", "2"]
+    assert rows["PDF signature"] == ["1", "0", "0", "0", "0", "0", "1"]
+    assert rows["Factur-X validation"] == ["0", "0", "0", "1", "0", "0", "1"]
+    assert rows["Untyped task"] == ["0"] * 7
+    assert len(rows) == 6  # the conversion and verification kinds too
+    assert lines[8].split() == ["total", "1", "0", "0", "2", "1", "0", "4"]
+    assert lines[9].startswith("Oldest unfinished task: waiting-signature (PDF signature), "
                                "tracked ")
 
 
 def test_status_with_no_task(fake: FakeFactPulse) -> None:
     out = run("factpulse_status")
-    assert out.splitlines()[-2].split() == ["total", "0", "0", "0", "0", "0", "0"]
+    assert out.splitlines()[-2].split() == ["total", "0", "0", "0", "0", "0", "0", "0"]
     assert out.endswith("No unfinished task.\n")
 
 

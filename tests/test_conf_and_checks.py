@@ -345,3 +345,36 @@ def test_deployment_checks_are_registered(settings: Any) -> None:
     registered = registry.registry.get_checks(include_deployment_checks=True)
     for check in (check_base_url_scheme, check_beat_schedule, check_artifact_storage):
         assert check in registered
+
+
+def test_e030_reports_a_kind_put_in_the_registry_by_hand() -> None:
+    from factpulse_tasks.checks import check_kinds
+    from factpulse_tasks.kinds import REGISTRY, KindSpec
+    from factpulse_tasks.results import parse_untyped
+
+    REGISTRY["bad kind"] = KindSpec("bad kind", "/no/id/here", parse_untyped)
+    try:
+        messages = check_kinds()
+    finally:
+        del REGISTRY["bad kind"]
+    assert [m.id for m in messages] == ["factpulse_tasks.E030"]
+    assert "{task_id}" in messages[0].msg and "lower-case" in messages[0].msg
+    assert check_kinds() == []
+
+
+@pytest.mark.django_db
+def test_w030_warns_about_unfinished_tasks_of_an_unregistered_kind() -> None:
+    from django.utils import timezone
+
+    from factpulse_tasks.checks import check_tracked_kinds
+    from factpulse_tasks.models import FactPulseTask
+
+    assert check_tracked_kinds(databases=["default"]) == []
+    FactPulseTask.objects.create(task_id="t-1", kind="receipt", next_poll_at=timezone.now())
+    FactPulseTask.objects.create(task_id="t-2", kind="generation", next_poll_at=timezone.now())
+
+    messages = check_tracked_kinds(databases=["default"])
+
+    assert [m.id for m in messages] == ["factpulse_tasks.W030"]
+    assert "receipt" in messages[0].msg and "generation" not in messages[0].msg
+    assert check_tracked_kinds(databases=None) == []

@@ -65,13 +65,15 @@ def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def check_demo_output(out: str, tmp_path: Path) -> None:
     assert "Every artifact matches what FactPulse sent; every signal was sent once." in out
-    assert "States: failed 2, succeeded 6" in out
+    assert "States: failed 2, succeeded 8" in out
     assert len(re.findall(r"Factur-X PDF, factur-x\.xml \(en16931\)", out)) == 3
     assert "not compliant" in out and "VALIDATION_FAILED" in out and "TASK_FAILED" in out
+    assert "PDF and XML differ: BT-112" in out
+    assert "conversion_needs_inputx1" in out and "task_needs_inputx1" in out
     assert "MISMATCH" not in out
-    # Eight tracked tasks, then one submission of each kind with webhooks and without.
+    # Ten tracked tasks, then one submission of each kind with webhooks and without.
     stored = sorted(p.suffix for p in (tmp_path / "media").rglob("*") if p.is_file())
-    assert stored == [".pdf"] * (3 + 2) + [".xml"] * (3 + 2 * 2)
+    assert stored == [".pdf"] * (3 + 2) + [".xml"] * (5 + 2 * 2)
     check_comparison(out)
 
 

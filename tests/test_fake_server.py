@@ -31,6 +31,10 @@ from factpulse_tasks.testing import (
     camel_case,
     celery_failure,
     celery_success,
+    conversion_error,
+    conversion_pending_input,
+    conversion_success,
+    conversion_validation_failed,
     documents,
     generation_success,
     hang,
@@ -44,6 +48,7 @@ from factpulse_tasks.testing import (
     started,
     status_success,
     validation_success,
+    verification_success,
 )
 
 API_KEY = "test-key-5d1f"
@@ -471,6 +476,28 @@ SCHEMA_CASES: dict[str, tuple[Callable[[], Answer], tuple[str, ...]]] = {
     "validation-not-compliant": (
         lambda: validation_success(compliant=False, profile="BASIC"),
         ("AsyncTaskStatus", "ValidationTaskStatus"),
+    ),
+    "conversion-pdf": (conversion_success, ("AsyncTaskStatus", "ConversionTaskStatus")),
+    "conversion-xml": (
+        lambda: conversion_success(output="xml", profile="BASIC"),
+        ("AsyncTaskStatus", "ConversionTaskStatus"),
+    ),
+    "conversion-pending-input": (
+        conversion_pending_input,
+        ("AsyncTaskStatus", "ConversionTaskStatus"),
+    ),
+    "conversion-validation-failed": (
+        conversion_validation_failed,
+        ("AsyncTaskStatus", "ConversionTaskStatus"),
+    ),
+    "conversion-error": (conversion_error, ("AsyncTaskStatus", "ConversionTaskStatus")),
+    "verification-compliant": (
+        verification_success,
+        ("AsyncTaskStatus", "VerificationTypedTaskStatus"),
+    ),
+    "verification-discrepancy": (
+        lambda: verification_success(compliant=False),
+        ("AsyncTaskStatus", "VerificationTypedTaskStatus"),
     ),
     "status-pdf": (status_success, ("AsyncTaskStatus",)),
     "status-xml": (lambda: status_success(pdf=False), ("AsyncTaskStatus",)),

@@ -96,5 +96,5 @@ def test_labels_read_in_french() -> None:
         assert str(apps.get_app_config("factpulse_tasks").verbose_name) == "Tâches FactPulse"
         assert str(FactPulseTask._meta.verbose_name_plural) == "Tâches FactPulse"
         assert [str(label) for label in FactPulseTask.State.labels] == [
-            "En attente", "En cours", "Réussie", "Échouée", "Expirée"]
+            "En attente", "En cours", "En attente de données", "Réussie", "Échouée", "Expirée"]
         assert str(FactPulseTask.Kind.GENERATION.label) == "Génération de facture"

@@ -39,7 +39,8 @@ def test_same_id_with_another_kind_is_an_error(task_id: str) -> None:
 
 
 def test_unknown_kind_is_refused(task_id: str) -> None:
-    with pytest.raises(UnknownKind, match="expected one of: generation, signature, status"):
+    known = "conversion, generation, signature, status, validation, verification"
+    with pytest.raises(UnknownKind, match=f"expected one of: {known}"):
         FactPulseTask.objects.track(task_id, "teleportation")
     assert not FactPulseTask.objects.exists()
 

@@ -1,4 +1,4 @@
-"""Receivers of the finished signals: here they only record each delivery.
+"""Receivers of the signals of factpulse_tasks: here they only record each delivery.
 
 A real project would, in its ``generation_finished`` receiver, attach
 ``task.artifacts.get(role="document")`` to its invoice.
@@ -15,7 +15,8 @@ from factpulse_tasks.models import FactPulseTask
 from .models import SignalReceipt
 
 SIGNAL_NAMES = ("task_finished", "generation_finished", "signature_finished",
-                "validation_finished")
+                "validation_finished", "conversion_finished", "verification_finished",
+                "task_needs_input", "conversion_needs_input")
 
 
 def recorder(name: str) -> Callable[..., None]:

@@ -20,6 +20,10 @@ from .answers import (
     camel_case,
     celery_failure,
     celery_success,
+    conversion_error,
+    conversion_pending_input,
+    conversion_success,
+    conversion_validation_failed,
     generation_success,
     hang,
     http_error,
@@ -33,6 +37,8 @@ from .answers import (
     status_success,
     validation_result,
     validation_success,
+    verification_result,
+    verification_success,
 )
 from .documents import make_cii_xml, make_facturx_pdf
 from .endpoints import Submission
@@ -52,6 +58,10 @@ __all__ = [
     "camel_case",
     "celery_failure",
     "celery_success",
+    "conversion_error",
+    "conversion_pending_input",
+    "conversion_success",
+    "conversion_validation_failed",
     "generation_success",
     "hang",
     "http_error",
@@ -67,4 +77,6 @@ __all__ = [
     "status_success",
     "validation_result",
     "validation_success",
+    "verification_result",
+    "verification_success",
 ]

@@ -6,7 +6,8 @@ carry files expose the exact bytes served in :attr:`Answer.files`, keyed by role
 ``"document"`` for ``content_b64`` and ``"xml"`` for ``xml_content``.
 
 Field names follow the FactPulse OpenAPI schemas (``GenerationSuccessResult``,
-``SignatureSuccessResult``, ``ValidationSuccessTaskResult``, ``TaskErrorResult`` …).
+``SignatureSuccessResult``, ``ValidationSuccessTaskResult``, ``TaskErrorResult``,
+``ConversionSuccessTaskResult``, ``VerificationSuccessTaskResult`` …).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ __all__ = [
     "camel_case",
     "celery_failure",
     "celery_success",
+    "conversion_error",
+    "conversion_pending_input",
+    "conversion_success",
+    "conversion_validation_failed",
     "generation_success",
     "hang",
     "http_error",
@@ -41,9 +46,12 @@ __all__ = [
     "status_success",
     "validation_result",
     "validation_success",
+    "verification_result",
+    "verification_success",
 ]
 
 DEFAULT_INVOICE_NUMBER = "FA-2026-0001"
+DEFAULT_CONVERSION_ID = "conv-7f3a2c41"
 
 #: Not base64, whether decoded strictly or leniently (the lenient decoder keeps
 #: "notbase64", 9 characters, which no padding can fix).
@@ -268,6 +276,168 @@ def status_success(*, pdf: bool = True, invoice_number: str = DEFAULT_INVOICE_NU
         filename = f"{invoice_number}.xml"
     result = {"status": "SUCCESS", "content_b64": _b64(document), "filename": filename}
     return celery_success(result, files={"document": document})
+
+
+def conversion_success(
+    *,
+    output: str = "pdf",
+    invoice_number: str = DEFAULT_INVOICE_NUMBER,
+    conversion_id: str = DEFAULT_CONVERSION_ID,
+    profile: str = "EN16931",
+) -> Answer:
+    """SUCCESS with a ``ConversionSuccessTaskResult`` (a scanned invoice made Factur-X).
+
+    ``output="pdf"``: ``content_b64`` is a Factur-X PDF; ``output="xml"``: it is the CII
+    XML. ``xml_content`` is always the CII XML. ``files`` holds ``"document"`` and ``"xml"``.
+    """
+    if output not in ("pdf", "xml"):
+        raise ValueError(f"output must be 'pdf' or 'xml', not {output!r}")
+    level = profile.lower()
+    xml = documents.make_cii_xml(invoice_number, level=level)
+    document = documents.make_facturx_pdf(invoice_number, level=level) if output == "pdf" else xml
+    result = {
+        "status": "SUCCESS",
+        "conversion_id": conversion_id,
+        "document_type_code": 380,
+        "profile": profile,
+        "extraction": {"confidence_score": 0.94, "ocr_provider": "mistral_ocr"},
+        "processing_time_ms": 4180,
+        "pdf_regenerated": output == "pdf",
+        "pdf_regenerated_reason": "source PDF was not PDF/A-3" if output == "pdf" else None,
+        "content_b64": _b64(document),
+        "xml_content": xml.decode("utf-8"),
+    }
+    return celery_success(result, files={"document": document, "xml": xml})
+
+
+def conversion_pending_input(
+    missing_fields: Sequence[str] = ("seller.siret", "buyer.vat_number"),
+    *,
+    conversion_id: str = DEFAULT_CONVERSION_ID,
+) -> Answer:
+    """SUCCESS whose result is a ``ConversionPendingInputResult``: fields are missing."""
+    result = {
+        "status": "PENDING_INPUT",
+        "conversion_id": conversion_id,
+        "message": "Des champs obligatoires n'ont pas pu être lus sur le document.",
+        "missing_fields": list(missing_fields),
+        "extracted_data": {
+            "invoiceNumber": DEFAULT_INVOICE_NUMBER,
+            "issueDate": "2026-01-15",
+            "totalNetAmount": 1250.0,
+            "seller": {"name": "Atelier Lumière SAS"},
+        },
+        "confidence_score": 0.71,
+        "processing_time_ms": 3920,
+    }
+    return celery_success(result)
+
+
+def conversion_validation_failed(*, conversion_id: str = DEFAULT_CONVERSION_ID) -> Answer:
+    """SUCCESS whose result is a ``ConversionValidationFailedResult`` (Schematron errors)."""
+    result = {
+        "status": "VALIDATION_FAILED",
+        "conversion_id": conversion_id,
+        "message": "Les données extraites ne respectent pas les règles EN16931.",
+        "extracted_data": {"invoiceNumber": DEFAULT_INVOICE_NUMBER, "totalNetAmount": 1250.0},
+        "extraction": {"confidence_score": 0.88, "ocr_provider": "mistral_ocr"},
+        "validation_errors": [
+            {
+                "level": "Error",
+                "item": "BR-CO-15",
+                "reason": "Le montant TTC (BT-112) doit égaler le total HT (BT-109) plus la "
+                "TVA (BT-110).",
+                "source": "schematron",
+                "code": "SCHEMATRON_BR_CO_15",
+            }
+        ],
+        "profile": "EN16931",
+        "processing_time_ms": 5210,
+        "correction_attempted": True,
+    }
+    return celery_success(result)
+
+
+def conversion_error(
+    code: str = "OCR_FAILED",
+    message: str = "Le document n'a pas pu être lu",
+    *,
+    conversion_id: str | None = DEFAULT_CONVERSION_ID,
+) -> Answer:
+    """SUCCESS whose result is a ``ConversionErrorResult`` (``status: ERROR``)."""
+    result = {
+        "status": "ERROR",
+        "conversion_id": conversion_id,
+        "errorCode": code,
+        "errorMessage": message,
+        "details": [dict(_DEFAULT_DETAILS[0])],
+        "traceback": None,
+        "processing_time_ms": 812,
+    }
+    return celery_success(result)
+
+
+def verification_result(*, compliant: bool = True) -> dict[str, Any]:
+    """A ``VerificationSuccessResponse``: the PDF's visible fields against its XML."""
+    amount = "1 500,00 €" if compliant else "1 450,00 €"
+    fields = [
+        {
+            "businessTerm": "BT-1",
+            "label": "Numéro de facture",
+            "pdfValue": DEFAULT_INVOICE_NUMBER,
+            "xmlValue": DEFAULT_INVOICE_NUMBER,
+            "status": "COMPLIANT",
+            "message": "Conforme",
+            "confidence": 0.98,
+            "source": "native_pdf",
+            "bbox": {"x0": 350.5, "y0": 720.0, "x1": 420.8, "y1": 735.0, "page": 0,
+                     "width": 70.3, "height": 15.0},
+        },
+        {
+            "businessTerm": "BT-112",
+            "label": "Montant TTC",
+            "pdfValue": amount,
+            "xmlValue": "1500.00",
+            "status": "COMPLIANT" if compliant else "DISCREPANCY",
+            "message": "Conforme" if compliant else "Le montant du PDF diffère du XML",
+            "confidence": 0.93,
+            "source": "native_pdf",
+            "bbox": None,
+        },
+    ]
+    return {
+        "isCompliant": compliant,
+        "complianceScore": 100.0 if compliant else 50.0,
+        "verifiedFieldsCount": len(fields),
+        "compliantFieldsCount": len(fields) if compliant else 1,
+        "isFacturx": True,
+        "facturxProfile": "EN16931",
+        "fields": fields,
+        "mandatoryNotes": [
+            {
+                "subjectCode": "PMT",
+                "label": "Indemnité forfaitaire de recouvrement",
+                "pdfValue": "indemnité forfaitaire de 40 euros",
+                "xmlValue": "En cas de retard de paiement, une indemnité forfaitaire de 40 euros "
+                "sera due.",
+                "status": "COMPLIANT",
+                "message": None,
+                "bbox": None,
+            }
+        ],
+        "pageDimensions": [{"width": 595.2, "height": 841.8}],
+        "warnings": [] if compliant else ["Un montant diffère entre le PDF et le XML."],
+    }
+
+
+def verification_success(*, compliant: bool = True) -> Answer:
+    """SUCCESS with a ``VerificationSuccessTaskResult``; no files.
+
+    ``compliant=False`` gives a verdict with a ``DISCREPANCY`` field: the task still
+    succeeded.
+    """
+    result = {"status": "SUCCESS", "verification_result": verification_result(compliant=compliant)}
+    return celery_success(result)
 
 
 _DEFAULT_DETAILS: tuple[Mapping[str, Any], ...] = (

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
+from factpulse_tasks.kinds import REGISTRY, kind_label
 from factpulse_tasks.models import FactPulseTask
 
 
@@ -38,11 +39,12 @@ class Command(BaseCommand):
         states = FactPulseTask.State
         header = [_("kind"), *(str(label) for label in states.labels), _("total")]
         rows = []
-        for kind, label in FactPulseTask.Kind.choices:
+        # Every registered kind, and any kind of a task whose kind is no longer registered.
+        kinds = list(REGISTRY) + sorted({kind for kind, _ in counts} - set(REGISTRY))
+        for kind in kinds:
             numbers = [counts.get((kind, state), 0) for state in states.values]
-            rows.append([str(label), *map(str, numbers), str(sum(numbers))])
-        totals = [sum(counts.get((k, s), 0) for k in FactPulseTask.Kind.values)
-                  for s in states.values]
+            rows.append([str(kind_label(kind)), *map(str, numbers), str(sum(numbers))])
+        totals = [sum(counts.get((k, s), 0) for k in kinds) for s in states.values]
         rows.append([_("total"), *map(str, totals), str(sum(totals))])
         self.table(header, rows)
         oldest = FactPulseTask.objects.unfinished().order_by("created_at", "pk").first()
@@ -51,7 +53,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(_("Oldest unfinished task: %(task_id)s (%(kind)s), tracked "
                                 "%(age)s ago.") % {
-                "task_id": oldest.task_id, "kind": oldest.get_kind_display(),
+                "task_id": oldest.task_id, "kind": oldest.kind_label,
                 "age": timesince(oldest.created_at, depth=1)})
 
     def show_task(self, task_id: str) -> None:
@@ -62,7 +64,7 @@ class Command(BaseCommand):
                                % {"task_id": task_id}) from None
         fields = [
             (_("task id"), task.task_id),
-            (_("kind"), task.get_kind_display()),
+            (_("kind"), task.kind_label),
             (_("state"), task.get_state_display()),
             (_("reference"), task.reference),
             (_("remote status"), task.remote_status),

@@ -30,7 +30,7 @@ class Command(BaseCommand):
                                                reference=options["reference"])
         except FactPulseError as exc:
             raise CommandError(str(exc)) from exc
-        values = {"task_id": task.task_id, "kind": task.get_kind_display(),
+        values = {"task_id": task.task_id, "kind": task.kind_label,
                   "state": task.get_state_display()}
         if known:
             self.stdout.write(_("Already tracked: %(kind)s %(task_id)s, %(state)s.") % values)

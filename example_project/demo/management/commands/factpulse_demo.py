@@ -67,7 +67,19 @@ def scenarios() -> list[tuple[str, str, list[Answer]]]:
          [answers.retry(), answers.status_success(invoice_number="FA-2026-0006")]),
         ("FA-2026-0007 bad", "generation", [answers.started(), answers.business_error()]),
         ("FA-2026-0008 crash", "signature", [answers.pending(), answers.celery_failure()]),
+        ("FA-2026-0009 scan", "conversion",
+         [answers.started(), answers.conversion_pending_input(["seller.siret"]),
+          answers.started(), answers.conversion_success(output="xml",
+                                                        invoice_number="FA-2026-0009")]),
+        ("FA-2026-0010 verify", "verification",
+         [answers.started(), answers.verification_success(compliant=False)]),
     ]
+
+
+def asks_for_input(script: list[Answer]) -> bool:
+    """Whether a script goes through a business PENDING_INPUT."""
+    return any(((a.payload or {}).get("result") or {}).get("status") == "PENDING_INPUT"
+               for a in script)
 
 
 class Command(BaseCommand):
@@ -144,10 +156,13 @@ class Command(BaseCommand):
 
     def _run(self, fake: FakeFactPulse, timeout: float) -> dict[str, dict[str, bytes]]:
         served: dict[str, dict[str, bytes]] = {}
+        self.asked_input: set[str] = set()
         for reference, kind, script in scenarios():
             task_id = str(uuid.uuid4())
             fake.script(task_id, *script)
             served[task_id] = dict(script[-1].files)
+            if asks_for_input(script):
+                self.asked_input.add(task_id)
             FactPulseTask.objects.track(task_id, kind, reference=reference)
         self.stdout.write(f"Fake FactPulse at {fake.base_url}; tracking {len(served)} tasks.")
         started = time.monotonic()
@@ -185,7 +200,9 @@ class Command(BaseCommand):
                               f"{artifact.sha256[:12]} {'ok' if ok else 'MISMATCH'}"))
             sent = sorted(f"{name}x{count}" for (tid, name), count in receipts.items()
                           if tid == task.task_id)
-            expected_signals = 1 if task.kind == "status" else 2
+            # task_finished, the kind's own, and both needs-input signals when it asked.
+            expected_signals = (1 if task.kind == "status" else 2) + (
+                2 if task.task_id in self.asked_input else 0)
             if len(sent) != expected_signals or any(not s.endswith("x1") for s in sent):
                 problems.append(f"{task.reference}: signals {sent}")
             first, *more = files or [("-", "-")]
@@ -219,6 +236,11 @@ def _outcome(task: FactPulseTask) -> str:
     if isinstance(verdict, dict):
         errors = sum(len(verdict.get(k) or []) for k in ("xmlErrors", "pdfaErrors", "xmpErrors"))
         return "compliant" if verdict.get("isCompliant") else f"not compliant, {errors} errors"
+    verified = (task.result or {}).get("verification_result")
+    if isinstance(verified, dict):
+        apart = [f.get("businessTerm") for f in verified.get("fields") or []
+                 if isinstance(f, dict) and f.get("status") != "COMPLIANT"]
+        return "PDF and XML agree" if not apart else f"PDF and XML differ: {', '.join(apart)}"
     document = next((a for a in task.artifacts.all() if a.role == "document"), None)
     if document is not None and document.content_type == "application/pdf":
         import facturx
