@@ -56,3 +56,14 @@ def test_bad_arguments_and_settings_are_command_errors(settings: Any) -> None:
     FactPulseTask.objects.track("4b1c2d3e-0000-4000-8000-000000000001", "validation")
     with pytest.raises(CommandError, match="BASE_URL"):
         run()
+
+
+def test_until_idle_does_not_wait_on_tasks_awaiting_input(fake: FakeFactPulse, task_id: str,
+                                                          settings: Any) -> None:
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "POLL_INTERVAL": 0.2,
+                                "POLL_MAX_INTERVAL": 0.2}
+    fake.script(task_id, answers.conversion_pending_input())
+    FactPulseTask.objects.track(task_id, "conversion")
+    out = run("--until-idle", "--max-seconds", "30")
+    assert out.endswith("No task left but 1 awaiting input.\n")
+    assert FactPulseTask.objects.get(task_id=task_id).state == "awaiting_input"

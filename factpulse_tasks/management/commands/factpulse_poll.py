@@ -12,6 +12,7 @@ from django.utils import timezone
 from factpulse_tasks.exceptions import FactPulseError
 from factpulse_tasks.models import FactPulseTask
 from factpulse_tasks.polling import CycleReport, poll_due
+from factpulse_tasks.querysets import MOVING_STATES
 
 
 class Command(BaseCommand):
@@ -25,7 +26,7 @@ class Command(BaseCommand):
             "--until-idle",
             action="store_true",
             help="Keep polling, sleeping until the next task is due, until every task is "
-            "finished.",
+            "finished or awaiting input.",
         )
         parser.add_argument(
             "--max-seconds",
@@ -54,10 +55,14 @@ class Command(BaseCommand):
             self._print(report)
             if not until_idle:
                 return
-            unfinished = FactPulseTask.objects.unfinished()
+            # Tasks awaiting input wait for the host, not for FactPulse: they do not keep
+            # the command running (the next run, or beat, still polls them).
+            unfinished = FactPulseTask.objects.filter(state__in=MOVING_STATES)
             next_due = unfinished.aggregate(next_due=Min("next_poll_at"))["next_due"]
             if next_due is None:
-                self.stdout.write("No unfinished task left.")
+                waiting = FactPulseTask.objects.awaiting_input().count()
+                self.stdout.write("No unfinished task left." if not waiting else
+                                  f"No task left but {waiting} awaiting input.")
                 return
             pause = min(max_sleep, max(0.0, (next_due - timezone.now()).total_seconds()))
             if report.refused:
