@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -143,15 +144,27 @@ def token_lifetime(token: str) -> float:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         lifetime = float(claims["exp"]) - float(claims["iat"])
-    except (IndexError, KeyError, TypeError, ValueError, binascii.Error):
+    except (IndexError, KeyError, TypeError, ValueError, binascii.Error, OverflowError,
+            RecursionError):  # huge numbers, deep nesting: claims from a broken server
         return DEFAULT_TOKEN_LIFETIME
-    if not 0 <= lifetime <= 366 * 24 * 3600:
+    if not 0 <= lifetime <= 366 * 24 * 3600:  # also refuses NaN
         return DEFAULT_TOKEN_LIFETIME
     return lifetime
 
 
 _shared: dict[tuple[str, str, str, str], TokenAuth] = {}
 _shared_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # A forked child (a Celery prefork worker) starts with fresh locks and asks for
+    # its own token: a lock held by a thread of the parent would never be released.
+    global _shared_lock
+    _shared.clear()
+    _shared_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def shared_token_auth(

@@ -9,6 +9,7 @@ object. No message ever holds a credential.
 from __future__ import annotations
 
 import email.utils
+import os
 import queue
 import socket
 import threading
@@ -34,6 +35,9 @@ from .exceptions import (
 from .payloads import decode_json, decode_text
 
 USER_AGENT = f"factpulse-tasks/{__version__}"
+# Most threads waiting on FactPulse at once in one process (calls past their
+# deadline included, until the server lets them go).
+MAX_FETCH_THREADS = 256
 _CHUNK = 256 * 1024
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 Auth = ApiKeyAuth | TokenAuth
@@ -168,7 +172,11 @@ class FactPulseClient:
             finally:
                 done.set()
 
-        _runner.run(fetch)
+        if not _runner.run(fetch):
+            raise TransientError(
+                f"{MAX_FETCH_THREADS} calls to FactPulse are still waiting for answers; "
+                f"{path} was not sent and will be retried."
+            )
         if not done.wait(self.total_timeout):
             for response in responses:
                 _interrupt(response)
@@ -369,21 +377,34 @@ class _DaemonRunner:
     Each status call runs on a thread of its own so that the caller can give up
     at the deadline; starting a new thread per call cost about as much as the
     call. A thread stuck on a hostile server is simply not reused until it
-    ends, and being a daemon it never holds the process at exit.
+    ends, and being a daemon it never holds the process at exit. At most
+    :data:`MAX_FETCH_THREADS` exist: past that, calls fail at once rather than
+    pile up threads behind a server that never answers.
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also run in a forked child: the parent's threads do not exist there.
         self._lock = threading.Lock()
         self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+        self._threads = 0
 
-    def run(self, function: Callable[[], None]) -> None:
+    def run(self, function: Callable[[], None]) -> bool:
+        """Start ``function`` on a thread; False when every thread is busy and none can start."""
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
+            if inbox is None:
+                if self._threads >= MAX_FETCH_THREADS:
+                    return False
+                self._threads += 1
         if inbox is None:
             inbox = queue.SimpleQueue()
             threading.Thread(target=self._serve, args=(inbox,), name="factpulse-fetch",
                              daemon=True).start()
         inbox.put(function)
+        return True
 
     def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
         while True:
@@ -393,6 +414,7 @@ class _DaemonRunner:
 
 
 _runner = _DaemonRunner()
+os.register_at_fork(after_in_child=_runner._reset)
 
 
 def _interrupt(response: requests.Response) -> None:

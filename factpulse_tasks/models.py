@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 import django
@@ -73,17 +74,26 @@ class ConfiguredStorage(Storage):
         return self.target().listdir(path)
 
 
+# Longest stored file name, folders included (the FileField's column).
+FILE_NAME_MAX_LENGTH = 255
+
+
 def artifact_storage() -> Storage:
     """The storage of artifacts: the one named by ``FACTPULSE_TASKS['STORAGE']``."""
     return ConfiguredStorage()
 
 
 def artifact_upload_to(instance: Artifact, filename: str) -> str:
-    """``<prefix>/<kind>/<task id>/<role>-<safe name>``, whatever the API called the file."""
+    """``<prefix>/<kind>/<task id>/<role>-<random>-<safe name>``, whatever the API called it.
+
+    The random part gives each attempt names of its own: on a storage that
+    overwrites (S3 and GCS do by default), a worker that loses the race to finish
+    a task deletes its own files, never the winner's.
+    """
     task = instance.task
     return (
         f"{app_settings.UPLOAD_PREFIX}/{task.kind}/{task.task_id}/"
-        f"{instance.role}-{safe_filename(filename)}"
+        f"{instance.role}-{secrets.token_hex(4)}-{safe_filename(filename)}"
     )
 
 
@@ -283,7 +293,8 @@ class Artifact(models.Model):
         help_text=_("document: content_b64 (PDF or XML); xml: xml_content."),
     )
     file = models.FileField(
-        _("file"), storage=artifact_storage, upload_to=artifact_upload_to, max_length=255
+        _("file"), storage=artifact_storage, upload_to=artifact_upload_to,
+        max_length=FILE_NAME_MAX_LENGTH,
     )
     filename = models.CharField(
         _("file name"), max_length=255, help_text=_("Name FactPulse gave, made safe.")

@@ -33,7 +33,9 @@ MAX_DEPTH = 64
 MAX_MESSAGE_LENGTH = 10_000
 MAX_DETAILS = 1_000
 # Strings, commas and openings of objects and arrays: a value is at most two.
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[,\[{]')
+# A string that never closes runs to the end of the text: otherwise the scan would
+# start again at every quote inside it, in time growing with the square of the size.
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[,\[{]', re.DOTALL)
 
 # Names of the fields we read, spelled as in the reference schemas.
 ENVELOPE_FIELDS = ("taskId", "status", "result")

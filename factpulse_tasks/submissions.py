@@ -155,6 +155,16 @@ def _submit(
             final=True,
         )
     validate_task_id(task_id)
+    existing = FactPulseTask.objects.filter(task_id=task_id).first()
+    if existing is not None:
+        # track() would hand back the old row and drop this reference and metadata.
+        raise PayloadError(
+            f"FactPulse answered the {kind} submission with task id {task_id}, which is "
+            f"already tracked here (a {existing.kind} task, {existing.state}); the new "
+            "submission was not tracked.",
+            code="DUPLICATE_TASK_ID",
+            final=True,
+        )
     return FactPulseTask.objects.track(task_id, kind, reference=reference, metadata=metadata)
 
 

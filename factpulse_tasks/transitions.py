@@ -25,7 +25,13 @@ from django.utils import timezone
 from .conf import app_settings
 from .exceptions import PayloadError
 from .kinds import get_kind
-from .models import Artifact, FactPulseTask, artifact_storage, artifact_upload_to
+from .models import (
+    FILE_NAME_MAX_LENGTH,
+    Artifact,
+    FactPulseTask,
+    artifact_storage,
+    artifact_upload_to,
+)
 from .names import safe_filename
 from .payloads import Failure, File, NeedsInput, StatusUpdate, Success, Waiting
 from .querysets import MOVING_STATES, UNFINISHED_STATES
@@ -113,7 +119,7 @@ def apply(task: FactPulseTask, update: StatusUpdate) -> str:
     now = timezone.now()
     if isinstance(update, Waiting):
         if _overdue(task, now):
-            return _expire(task, now, f"last remote status: {update.remote_status}")
+            return _expire(task, now, f"last remote status: {update.remote_status[:32]}")
         state = FactPulseTask.State.RUNNING if update.running else FactPulseTask.State.PENDING
         _update_unfinished(
             task,
@@ -156,7 +162,7 @@ def apply_waiting(pairs: list[tuple[FactPulseTask, Waiting]]) -> list[str]:
     waiting: list[tuple[FactPulseTask, Waiting]] = []
     for task, update in pairs:
         if _overdue(task, now):
-            outcomes.append(_expire(task, now, f"last remote status: {update.remote_status}"))
+            outcomes.append(_expire(task, now, f"last remote status: {update.remote_status[:32]}"))
         else:
             waiting.append((task, update))
             outcomes.append("waiting")
@@ -295,14 +301,16 @@ def _succeed(task: FactPulseTask, now: datetime, update: Success) -> str:
         for file in update.files:
             artifact = Artifact(task=task, role=file.role)
             name = storage.save(
-                artifact_upload_to(artifact, file.filename), ContentFile(file.content)
+                artifact_upload_to(artifact, file.filename),
+                ContentFile(file.content),
+                max_length=FILE_NAME_MAX_LENGTH,
             )
             saved.append((file, name))
         won = _finish(
             task,
             now,
             FactPulseTask.State.SUCCEEDED,
-            remote_status=update.remote_status,
+            remote_status=update.remote_status[:32],
             result=update.result,
             artifacts=[
                 Artifact(

@@ -146,7 +146,8 @@ def _refuse(status: int, message: str) -> JsonResponse:
 def receive_webhook(request: HttpRequest) -> HttpResponse:
     """The view FactPulse posts events to (``factpulse_tasks:webhook``).
 
-    403 when no ``WEBHOOK_SECRET`` is configured, 413 for a body over
+    403 when no ``WEBHOOK_SECRET`` is configured, 411 for a chunked body
+    without ``Content-Length``, 413 for a body over
     ``WEBHOOK_MAX_BYTES``, 401 for a missing or wrong signature (nothing is
     written), 400 for a signed body that is not an event, and 200 otherwise,
     including for a task not tracked here (logged), so that FactPulse does not
@@ -163,6 +164,13 @@ def receive_webhook(request: HttpRequest) -> HttpResponse:
         logger.warning("FactPulse webhook from %s refused: no WEBHOOK_SECRET is configured.",
                        client)
         return _refuse(403, "Webhooks are not configured.")
+    if not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get(
+        "HTTP_TRANSFER_ENCODING", ""
+    ).lower():
+        # WSGI servers hand Django an empty body for these: say so, not "wrong signature".
+        logger.warning("FactPulse webhook from %s refused: chunked, without Content-Length.",
+                       client)
+        return _refuse(411, "A Content-Length is required.")
     body = _read_body(request, limit)
     if body is None:
         logger.warning("FactPulse webhook from %s refused: body over WEBHOOK_MAX_BYTES (%d).",

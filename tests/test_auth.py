@@ -224,3 +224,15 @@ def test_a_refused_account_is_not_asked_again_for_a_while(
     time.sleep(0.6)  # the cooldown is over: the password may have been fixed meanwhile
     assert call(99) == "AuthenticationError"
     assert routes(account) == [("token", 401), ("token", 401)]
+
+
+@pytest.mark.parametrize("claims", [
+    '{"exp": 1' + "0" * 400 + ', "iat": 0}',  # a float() overflow
+    '{"exp": ' + "[" * 5000 + "]" * 5000 + ', "iat": 0}',  # nesting past the recursion limit
+    '{"exp": NaN, "iat": 0}',
+])
+def test_a_token_with_unreadable_claims_lives_the_default_lifetime(claims: str) -> None:
+    from factpulse_tasks.auth import DEFAULT_TOKEN_LIFETIME
+
+    payload = base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=")
+    assert token_lifetime(f"header.{payload}.signature") == DEFAULT_TOKEN_LIFETIME

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import timedelta
@@ -9,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from factpulse_tasks import transitions
+from factpulse_tasks.client import FactPulseClient
 from factpulse_tasks.models import FactPulseTask
-from factpulse_tasks.polling import poll_due
+from factpulse_tasks.polling import fetch_status, poll_due
 from factpulse_tasks.signals import task_finished
 from factpulse_tasks.testing import FakeFactPulse, answers
 from tests.conftest import SignalLog, drive
@@ -293,3 +296,41 @@ def test_the_claim_reads_the_partial_index_not_the_finished_rows() -> None:
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "factpulse_task_due_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+class OverwritingStorage(FileSystemStorage):
+    """Saves under the name asked for, replacing any file there (as S3 and GCS do)."""
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        return name
+
+
+def test_a_losing_attempt_never_deletes_the_winners_files_on_an_overwriting_storage(
+    fake: FakeFactPulse, task_id: str, settings: Any
+) -> None:
+    settings.STORAGES = {**settings.STORAGES, "overwriting": {
+        "BACKEND": f"{__name__}.OverwritingStorage"}}
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "STORAGE": "overwriting"}
+    fake.script(task_id, answers.generation_success())
+    task = FactPulseTask.objects.track(task_id, "generation")
+    update = fetch_status(task, FactPulseClient.from_settings())
+    assert transitions.apply(task, update) == "succeeded"
+    # Another worker polled the same task meanwhile and comes second with the same files.
+    late = FactPulseTask.objects.get(pk=task.pk)
+    late.state = State.RUNNING
+    assert transitions.apply(late, update) == "waiting"
+    for artifact in task.artifacts.all():
+        assert hashlib.sha256(artifact.file.read()).hexdigest() == artifact.sha256
+    stored = list((Path(settings.MEDIA_ROOT) / "factpulse_tasks").rglob("*.*"))
+    assert len(stored) == 2
+
+
+def test_a_file_name_too_long_for_the_column_is_shortened(
+    fake: FakeFactPulse, task_id: str
+) -> None:
+    fake.script(task_id, answers.generation_success(filename="F" * 200 + ".pdf"))
+    FactPulseTask.objects.track(task_id, "generation")
+    drive()
+    artifact = FactPulseTask.objects.get(task_id=task_id).artifacts.get(role="document")
+    assert len(artifact.file.name) <= 255 and artifact.file.name.endswith(".pdf")
+    assert artifact.filename.endswith(".pdf")

@@ -241,3 +241,23 @@ def test_admin_detail_shows_at_most_the_display_limit(client: Client) -> None:
     assert "more characters not shown" in html
     assert len(html) < JSON_DISPLAY_LIMIT + 60_000
     assert API_KEY not in html
+
+
+def test_calls_stop_starting_threads_when_too_many_hang(
+    fake: FakeFactPulse, task_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from factpulse_tasks import client as client_module
+    from factpulse_tasks.client import FactPulseClient
+    from factpulse_tasks.exceptions import TransientError
+
+    monkeypatch.setattr(client_module, "_runner", client_module._DaemonRunner())
+    monkeypatch.setattr(client_module, "MAX_FETCH_THREADS", 2)
+    fake.script(task_id, answers.hang(1.5))
+    path = f"/api/v1/processing/tasks/{task_id}/validation-status"
+    client = FactPulseClient(fake.base_url, API_KEY, total_timeout=0.2)
+    for _ in range(2):
+        with pytest.raises(TransientError, match="more than 0.2 s"):
+            client.get_json(path)
+    with pytest.raises(TransientError, match="2 calls to FactPulse are still waiting"):
+        client.get_json(path)
+    assert fake.status_calls(task_id) == 2  # the third was never sent

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from factpulse_tasks.exceptions import PayloadError
-from factpulse_tasks.payloads import Failure, Success, Waiting, canonical, decode_json, parse_status
+from factpulse_tasks.payloads import (
+    MALFORMED,
+    Failure,
+    Success,
+    Waiting,
+    canonical,
+    decode_json,
+    parse_status,
+)
 from factpulse_tasks.results import (
     parse_generation,
     parse_signature,
@@ -329,3 +337,15 @@ def test_long_traceback_is_cut_with_a_note() -> None:
                                                "traceback": "t" * 50_000}), parse_generation)
     assert isinstance(update, Failure) and update.result is not None
     assert update.result["traceback"].endswith("(40000 characters cut)")
+
+
+@pytest.mark.parametrize("body", [
+    '"\\' * 500_000,  # a string that never closes, full of escapes
+    '"\\"' * 300_000 + "\\",
+    '"a\\\n' * 200_000,
+])
+def test_an_unclosed_string_is_scanned_once_not_once_per_quote(body: str) -> None:
+    # Scanned from every quote, these took minutes; scanned once, milliseconds.
+    with pytest.raises(PayloadError) as caught:
+        decode_json(body.encode())
+    assert caught.value.code == MALFORMED and not caught.value.final

@@ -13,6 +13,7 @@ from factpulse_tasks.client import field_errors
 from factpulse_tasks.exceptions import (
     AuthenticationError,
     InvalidTrackingData,
+    PayloadError,
     SubmissionRejected,
     TransientError,
 )
@@ -184,3 +185,25 @@ def test_submissions_work_with_an_account_too(settings: Any, pdf: bytes) -> None
 )
 def test_field_errors_read_fastapi_and_afnor_answers(document: Any, errors: Any) -> None:
     assert field_errors(document) == errors
+
+
+class AnswersWithAnIdAlreadyTracked:
+    """A client whose submission answer names a task this project already tracks."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+
+    def post_form(self, path: str, fields: Any, files: Any) -> dict[str, Any]:
+        return {"taskId": self.task_id, "status": "PENDING"}
+
+
+def test_a_submission_answered_with_an_id_already_tracked_is_an_error(
+    fake: FakeFactPulse, task_id: str
+) -> None:
+    old = FactPulseTask.objects.track(task_id, "generation", reference="INV-OLD")
+    client: Any = AnswersWithAnIdAlreadyTracked(task_id)
+    with pytest.raises(PayloadError, match="already tracked here") as caught:
+        submit_generation({"number": "INV-NEW"}, reference="INV-NEW", client=client)
+    assert caught.value.code == "DUPLICATE_TASK_ID"
+    old.refresh_from_db()
+    assert (old.reference, FactPulseTask.objects.count()) == ("INV-OLD", 1)

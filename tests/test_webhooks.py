@@ -251,6 +251,17 @@ def test_a_body_over_the_size_limit_is_refused_with_413(
     assert_untouched(hooks, task)
 
 
+def test_a_chunked_body_without_length_is_refused_with_411(
+    hooks: FakeFactPulse, task_id: str
+) -> None:
+    task = waiting_task(hooks, task_id)
+    body = json.dumps({"event_type": "generation.completed",
+                       "data": {"task_id": task_id}}).encode()
+    response = post(body, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+    assert response.status_code == 411
+    assert_untouched(hooks, task)
+
+
 @pytest.mark.parametrize(
     "body",
     [
