@@ -42,7 +42,8 @@ def request_poll_of(pks: Iterable[int]) -> bool:
     """Have the tasks ``pks`` polled now, in a cycle of their own.
 
     With a Celery worker, the cycle is sent to it; when Celery runs tasks
-    eagerly (no worker), it runs here and now, so call this outside any
+    eagerly or has no broker configured (no worker), it runs here and now, so
+    call this outside any
     transaction (``transaction.on_commit`` does). A broker that cannot be
     reached is logged, not raised: the tasks stay due and the next beat cycle
     polls them. Returns True if the cycle ran or was sent.
@@ -50,6 +51,15 @@ def request_poll_of(pks: Iterable[int]) -> bool:
     pks = list(pks)
     if not pks:
         return False
+    if not current_app.conf.broker_url and not current_app.conf.task_always_eager:
+        # No broker configured (a project without Celery workers): poll here and now.
+        try:
+            poll_tasks(pks)
+        except Exception:
+            logger.exception("Could not poll %d task(s) now; they wait for the next cycle.",
+                             len(pks))
+            return False
+        return True
     try:
         poll_tasks.apply_async((pks,), retry=False, ignore_result=True)
     except Exception as exc:
@@ -62,12 +72,18 @@ def request_poll_of(pks: Iterable[int]) -> bool:
 def request_poll() -> bool:
     """Ask a Celery worker for a polling cycle now, rather than at the next beat tick.
 
-    Does nothing when ``POLL_ON_TRACK`` is off or Celery runs tasks eagerly (the
-    cycle would run inside the caller's request); asks at most once per
+    Does nothing when ``POLL_ON_TRACK`` is off, when Celery has no broker
+    configured, or when it runs tasks eagerly (the cycle would run inside the
+    caller's request); asks at most once per
     second per cache. A broker that cannot be reached is logged, not raised:
     the beat schedule still polls the task. Returns True if a cycle was asked for.
     """
     if not app_settings.POLL_ON_TRACK or current_app.conf.task_always_eager:
+        return False
+    if not current_app.conf.broker_url:
+        # No broker configured: the project runs no Celery (cron, factpulse_poll), and
+        # Celery's default would be a RabbitMQ on this machine, perhaps someone else's.
+        logger.debug("No Celery broker is configured; the task waits for the next cycle.")
         return False
     try:
         if not cache.add("factpulse_tasks:poll-requested", True, REQUEST_DEBOUNCE):

@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
+import django
 from django.core.files.base import ContentFile
 from django.db import connections, router, transaction
 from django.db.models import F
@@ -41,6 +42,9 @@ logger = logging.getLogger("factpulse_tasks")
 
 # A Retry-After longer than this is read as a mistake rather than obeyed.
 MAX_RETRY_AFTER = 3600.0
+# Django 5.0 and later log a failing receiver's traceback in send_robust();
+# logging it again would print every traceback twice.
+RECEIVER_TRACEBACKS = django.VERSION < (5, 0)
 # Longest text kept of what failing receivers raised.
 NOTIFICATION_ERROR_LIMIT = 2000
 
@@ -519,7 +523,7 @@ def send_needs_input(pk: int) -> bool:
                     "A receiver of the needs-input signal failed for FactPulse task %s: %r",
                     task.task_id,
                     response,
-                    exc_info=response,
+                    exc_info=response if RECEIVER_TRACEBACKS else None,
                 )
     return ok
 
@@ -555,7 +559,7 @@ def _notify(task: FactPulseTask, signals: tuple[Any, ...]) -> bool:
                     "A receiver of the finished signal failed for FactPulse task %s: %r",
                     task.task_id,
                     response,
-                    exc_info=response,
+                    exc_info=response if RECEIVER_TRACEBACKS else None,
                 )
     note = "\n".join(failures)[:NOTIFICATION_ERROR_LIMIT]
     try:

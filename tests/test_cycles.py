@@ -334,3 +334,30 @@ def test_a_file_name_too_long_for_the_column_is_shortened(
     artifact = FactPulseTask.objects.get(task_id=task_id).artifacts.get(role="document")
     assert len(artifact.file.name) <= 255 and artifact.file.name.endswith(".pdf")
     assert artifact.filename.endswith(".pdf")
+
+
+def test_tracking_asks_no_broker_when_none_is_configured(
+    fake: FakeFactPulse, task_id: str, settings: Any
+) -> None:
+    from factpulse_tasks.tasks import request_poll
+    from tests.conftest import current_celery
+
+    settings.FACTPULSE_TASKS = {**settings.FACTPULSE_TASKS, "POLL_ON_TRACK": True}
+    # Celery's fallback would be a RabbitMQ on localhost, perhaps another project's.
+    with current_celery(task_always_eager=False, broker_url=None):
+        FactPulseTask.objects.track(task_id, "validation")
+        assert request_poll() is False
+    assert fake.status_calls(task_id) == 0
+
+
+def test_without_a_broker_a_requested_poll_of_tasks_runs_here(
+    fake: FakeFactPulse, task_id: str
+) -> None:
+    from factpulse_tasks.tasks import request_poll_of
+    from tests.conftest import current_celery
+
+    fake.script(task_id, answers.validation_success())
+    task = FactPulseTask.objects.track(task_id, "validation")
+    with current_celery(task_always_eager=False, broker_url=None):
+        assert request_poll_of([task.pk]) is True
+    assert FactPulseTask.objects.get(pk=task.pk).state == State.SUCCEEDED

@@ -46,13 +46,21 @@ class Command(BaseCommand):
                max_sleep: float, **options: Any) -> None:
         if max_sleep <= 0 or (max_seconds is not None and max_seconds <= 0):
             raise CommandError("--max-sleep and --max-seconds must be positive numbers.")
+        try:
+            self._run(until_idle, max_seconds, max_sleep)
+        except KeyboardInterrupt:
+            # Tasks claimed by an interrupted cycle come back when their lease ends.
+            self.stdout.write("Interrupted.")
+
+    def _run(self, until_idle: bool, max_seconds: float | None, max_sleep: float) -> None:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         while True:
             try:
                 report = poll_due()
             except FactPulseError as exc:
                 raise CommandError(str(exc)) from exc
-            self._print(report)
+            if report.claimed or report.renotified or not until_idle:
+                self._print(report)
             if not until_idle:
                 return
             # Tasks awaiting input wait for the host, not for FactPulse: they do not keep
