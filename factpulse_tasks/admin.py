@@ -30,6 +30,7 @@ from django.utils.translation import ngettext
 from . import display, polling, tasks, transitions
 from .display import DETAILS_DISPLAY_LIMIT, JSON_DISPLAY_LIMIT  # noqa: F401  (public names)
 from .exceptions import PollInsideTransaction
+from .kinds import REGISTRY
 from .models import Artifact, FactPulseTask
 from .querysets import UNFINISHED_STATES
 
@@ -94,6 +95,20 @@ class RemoteStatusFilter(admin.SimpleListFilter):
         return queryset.filter(remote_status=value) if value else queryset
 
 
+class KindFilter(admin.SimpleListFilter):
+    """The registered kinds, by their labels (the column has no fixed choices)."""
+
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(name, spec.display_name) for name, spec in REGISTRY.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(kind=value) if value else queryset
+
+
 class NotificationFilter(admin.SimpleListFilter):
     title = _("notification")
     parameter_name = "notification"
@@ -122,7 +137,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         "task_id", "state_display", "kind_display", "reference", "remote_status", "age_display",
         "poll_count", "artifact_links", "created_at",
     )
-    list_filter = ("state", "kind", RemoteStatusFilter, "created_at", NotificationFilter)
+    list_filter = ("state", KindFilter, RemoteStatusFilter, "created_at", NotificationFilter)
     search_fields = ("task_id", "reference", "error_code")
     date_hierarchy = "created_at"
     ordering = ("-created_at",)

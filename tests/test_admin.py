@@ -90,8 +90,10 @@ def test_list_shows_tasks_filters_and_search(staff: Client,
         assert task_id in page
     failed = staff.get(reverse(LIST_URL), {"state__exact": "failed"}).content.decode()
     assert "ko-generation-2" in failed and "ok-generation-1" not in failed
-    by_kind = staff.get(reverse(LIST_URL), {"kind__exact": "validation"}).content.decode()
+    by_kind = staff.get(reverse(LIST_URL), {"kind": "validation"}).content.decode()
     assert "ok-validation-3" in by_kind and "ok-generation-1" not in by_kind
+    # The kind filter names every registered kind by its label.
+    assert "Factur-X validation</a>" in page and "Document conversion</a>" in page
     found = staff.get(reverse(LIST_URL), {"q": "FA-2026-0002"}).content.decode()
     assert "ko-generation-2" in found and "ok-validation-3" not in found
 
