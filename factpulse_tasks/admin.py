@@ -144,7 +144,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
     inlines = [ArtifactInline]
     actions = ["poll_now", "retry_tasks", "resend_finished_signals", "mark_tasks_expired"]
     fieldsets = (
-        (None, {"fields": ("task_id", "kind", "state_display", "reference",
+        (None, {"fields": ("task_id", "kind_display", "state_display", "reference",
                            "metadata_display")}),
         (_("FactPulse"), {"fields": ("remote_status", "result_display")}),
         (ERROR_SECTION, {"fields": ("error_code", "error_message", "error_details_display")}),

@@ -492,3 +492,10 @@ def test_mark_expired_ends_unfinished_tasks_and_sends_their_signals(
     assert waiting.error_code == "TASK_EXPIRED"
     assert signal_log.names_for("wait-generation-14") == ["generation_finished",
                                                           "task_finished"]
+
+
+def test_detail_names_the_kind_by_its_label(staff: Client,
+                                           finished: dict[str, FactPulseTask]) -> None:
+    task = finished["ok-validation-3"]
+    page = staff.get(reverse("admin:factpulse_tasks_factpulsetask_change", args=[task.pk]))
+    assert '<div class="readonly">Factur-X validation</div>' in page.content.decode()
