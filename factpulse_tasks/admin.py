@@ -27,7 +27,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import display, polling, tasks, transitions
+from . import display, notifications, polling, tasks, transitions
 from .display import DETAILS_DISPLAY_LIMIT, JSON_DISPLAY_LIMIT  # noqa: F401  (public names)
 from .exceptions import PollInsideTransaction
 from .kinds import REGISTRY
@@ -331,7 +331,7 @@ class FactPulseTaskAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[FactPulseTask]
     ) -> None:
         pks = list(queryset.values_list("pk", flat=True))
-        sent, failed = transitions.resend_finished(pks)
+        sent, failed = notifications.resend_finished(pks)
         if sent - failed:
             self.message_user(request, ngettext(
                 "The finished signals of %(count)d task were sent again.",

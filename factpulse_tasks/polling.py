@@ -21,7 +21,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connections
 
-from . import transitions
+from . import notifications, transitions
 from .client import FactPulseClient
 from .conf import app_settings
 from .exceptions import (
@@ -105,7 +105,7 @@ def poll_due(
             if own_client:
                 client.close()
     if pks is None:
-        report.renotified = transitions.resend_lost_notifications()
+        report.renotified = notifications.resend_lost_notifications()
     report.duration = round(time.monotonic() - started, 3)
     if report.claimed or report.renotified:
         logger.info(

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from factpulse_tasks import transitions
+from factpulse_tasks import notifications, transitions
 from factpulse_tasks.client import FactPulseClient
 from factpulse_tasks.models import FactPulseTask
 from factpulse_tasks.polling import fetch_status, poll_due
@@ -140,7 +140,7 @@ def test_a_raising_receiver_is_recorded_and_the_resend_reaches_it(
             task.notification_error)
         assert task_id in caplog.text
         broken = False
-        assert transitions.resend_finished([task.pk]) == (1, 0)
+        assert notifications.resend_finished([task.pk]) == (1, 0)
     finally:
         task_finished.disconnect(flaky_receiver)
     task.refresh_from_db()
