@@ -80,7 +80,15 @@ class ArtifactInline(admin.TabularInline):
                            filesizeformat(artifact.size))
 
 
-class RemoteStatusFilter(admin.SimpleListFilter):
+class _ValueFilter(admin.SimpleListFilter):
+    """Tasks whose ``parameter_name`` column equals the value picked."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+class RemoteStatusFilter(_ValueFilter):
     """The Celery states FactPulse reports, listed without reading the table."""
 
     title = _("remote status")
@@ -90,12 +98,8 @@ class RemoteStatusFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [(state, state) for state in self.STATES]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(remote_status=value) if value else queryset
 
-
-class KindFilter(admin.SimpleListFilter):
+class KindFilter(_ValueFilter):
     """The registered kinds, by their labels (the column has no fixed choices)."""
 
     title = _("kind")
@@ -103,10 +107,6 @@ class KindFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [(name, spec.display_name) for name, spec in REGISTRY.items()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(kind=value) if value else queryset
 
 
 class NotificationFilter(admin.SimpleListFilter):
