@@ -80,20 +80,7 @@ def send_needs_input(pk: int) -> bool:
     except Exception:
         logger.exception("Could not send the needs-input signals of FactPulse task row %s", pk)
         return False
-    ok = True
-    for signal in signals:
-        if signal is None:
-            continue
-        for _receiver, response in signal.send_robust(sender=FactPulseTask, task=task):
-            if isinstance(response, Exception):
-                ok = False
-                logger.error(
-                    "A receiver of the needs-input signal failed for FactPulse task %s: %r",
-                    task.task_id,
-                    response,
-                    exc_info=response if RECEIVER_TRACEBACKS else None,
-                )
-    return ok
+    return not _send(task, signals, "needs-input")
 
 
 def send_finished(task: FactPulseTask | int) -> bool:
@@ -111,10 +98,20 @@ def send_finished(task: FactPulseTask | int) -> bool:
     except Exception:
         logger.exception("Could not send the finished signals of FactPulse task %s", task)
         return False
-    return _notify(row, signals)
+    failures = _send(row, signals, "finished")
+    note = "\n".join(failures)[:NOTIFICATION_ERROR_LIMIT]
+    try:
+        # Not if the task was retried meanwhile: its next outcome has its own notification.
+        FactPulseTask.objects.filter(pk=row.pk, finished_at=row.finished_at).update(
+            notified_at=timezone.now(), notification_error=note
+        )
+    except Exception:
+        logger.exception("Could not record the notification of FactPulse task %s", row.task_id)
+    return not failures
 
 
-def _notify(task: FactPulseTask, signals: tuple[Any, ...]) -> bool:
+def _send(task: FactPulseTask, signals: tuple[Any, ...], what: str) -> list[str]:
+    """Send ``signals`` (``None`` entries skipped) robustly; describe each receiver that raised."""
     failures: list[str] = []
     for signal in signals:
         if signal is None:
@@ -124,17 +121,10 @@ def _notify(task: FactPulseTask, signals: tuple[Any, ...]) -> bool:
                 name = getattr(receiver, "__qualname__", type(receiver).__qualname__)
                 failures.append(f"{name}: {type(response).__name__}: {response}")
                 logger.error(
-                    "A receiver of the finished signal failed for FactPulse task %s: %r",
+                    "A receiver of the %s signal failed for FactPulse task %s: %r",
+                    what,
                     task.task_id,
                     response,
                     exc_info=response if RECEIVER_TRACEBACKS else None,
                 )
-    note = "\n".join(failures)[:NOTIFICATION_ERROR_LIMIT]
-    try:
-        # Not if the task was retried meanwhile: its next outcome has its own notification.
-        FactPulseTask.objects.filter(pk=task.pk, finished_at=task.finished_at).update(
-            notified_at=timezone.now(), notification_error=note
-        )
-    except Exception:
-        logger.exception("Could not record the notification of FactPulse task %s", task.task_id)
-    return not failures
+    return failures

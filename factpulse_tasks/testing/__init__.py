@@ -14,32 +14,8 @@ imported only when a document is needed (``pip install 'factpulse-tasks[testing]
 
 from __future__ import annotations
 
-from .answers import (
-    Answer,
-    business_error,
-    camel_case,
-    celery_failure,
-    celery_success,
-    conversion_error,
-    conversion_pending_input,
-    conversion_success,
-    conversion_validation_failed,
-    generation_success,
-    hang,
-    http_error,
-    invalid_base64_success,
-    pending,
-    raw,
-    reset,
-    retry,
-    signature_success,
-    started,
-    status_success,
-    validation_result,
-    validation_success,
-    verification_result,
-    verification_success,
-)
+from . import answers
+from .answers import *  # noqa: F403  (every answer builder, listed in answers.__all__)
 from .documents import make_cii_xml, make_facturx_pdf
 from .endpoints import Submission
 from .forms import UploadedFile
@@ -47,36 +23,13 @@ from .server import FakeFactPulse, RequestRecord
 from .webhooks import Delivery, WebhookEvent
 
 __all__ = [
-    "Answer",
+    *answers.__all__,
     "Delivery",
     "FakeFactPulse",
     "RequestRecord",
     "Submission",
     "UploadedFile",
     "WebhookEvent",
-    "business_error",
-    "camel_case",
-    "celery_failure",
-    "celery_success",
-    "conversion_error",
-    "conversion_pending_input",
-    "conversion_success",
-    "conversion_validation_failed",
-    "generation_success",
-    "hang",
-    "http_error",
-    "invalid_base64_success",
     "make_cii_xml",
     "make_facturx_pdf",
-    "pending",
-    "raw",
-    "reset",
-    "retry",
-    "signature_success",
-    "started",
-    "status_success",
-    "validation_result",
-    "validation_success",
-    "verification_result",
-    "verification_success",
 ]
